@@ -1,0 +1,101 @@
+"""Training throughput of the SimCLR step (augmentation + forward + backward + LARS).
+
+Prints images/s (source images; each gives two views) as the median over repeated
+steps, compile time excluded and reported separately. Synthetic uint8 images, so no
+dataset is needed; the step is the trainer's own (sslax.train.make_train_step)
+run over every local device.
+
+  python benchmarks/throughput.py                       # small ConvNet and ResNet-18, batch 256
+  python benchmarks/throughput.py --models=resnet18 --batch_size=128 --image_size=32 --channels=3
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import numpy as np
+
+from sslax import config as config_lib
+from sslax import optim, parallel, train
+from sslax.data.augment import default_view_config
+from sslax.methods import get_method
+
+MODELS = {
+    "convnet": dict(name="convnet", widths=(32, 64, 128)),
+    "resnet18": dict(name="resnet18", stem="cifar"),
+}
+
+
+def make_config(model: str, batch_size: int, image_size: int):
+  config = config_lib.base_config()
+  config.batch_size = batch_size
+  config.data.image_size = image_size
+  config.model = config_lib.ml_collections.ConfigDict(MODELS[model])
+  method = get_method("simclr")
+  config.method = method.defaults()
+  config.method.projector_hidden = (512,)
+  view = default_view_config(blur_p=0.0)
+  config.views.view1, config.views.view2 = view, view.copy_and_resolve_references()
+  return config
+
+
+def benchmark(model_name: str, batch_size: int, image_size: int, channels: int, steps: int) -> dict:
+  config = make_config(model_name, batch_size, image_size)
+  mesh = parallel.make_mesh()
+  parallel.check_batch_divisible(batch_size, mesh)
+  method = get_method("simclr")
+  model = method.build(config)
+  schedule = optim.learning_rate_schedule(config.optimizer, batch_size, 10_000)
+  tx = optim.make_optimizer(config.optimizer, schedule)
+  variables = train.init_variables(model, config, channels)
+  state = train.TrainState(step=np.zeros((), np.int32), params=variables["params"],
+                           batch_stats=variables["batch_stats"], opt_state=tx.init(variables["params"]))
+  state = parallel.replicate(jax.device_get(state), mesh)
+  info = {"mean": (0.5,) * channels, "std": (0.25,) * channels}
+  step_fn = parallel.sharded_step(
+      train.make_train_step(method, model, tx, schedule, config, train.make_views_fn(config, info)), mesh)
+
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, size=(batch_size, image_size, image_size, channels), dtype=np.uint8)
+  batches = [parallel.shard_host_batch(
+      {"image": images, "position": np.arange(i * batch_size, (i + 1) * batch_size)}, mesh)
+      for i in range(2)]
+
+  start = time.perf_counter()
+  state, metrics = step_fn(state, batches[0])
+  jax.block_until_ready(metrics)
+  compile_seconds = time.perf_counter() - start
+  times = []
+  for i in range(steps):
+    start = time.perf_counter()
+    state, metrics = step_fn(state, batches[i % 2])
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - start)
+  median = statistics.median(times)
+  return dict(model=model_name, batch_size=batch_size, image=f"{image_size}x{image_size}x{channels}",
+              devices=mesh.devices.size, compile_s=compile_seconds, step_s=median,
+              images_per_s=batch_size / median)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--models", default="convnet,resnet18")
+  parser.add_argument("--batch_size", type=int, default=256)
+  parser.add_argument("--image_size", type=int, default=28)
+  parser.add_argument("--channels", type=int, default=1)
+  parser.add_argument("--steps", type=int, default=10)
+  args = parser.parse_args()
+  print(f"jax {jax.__version__} on {jax.devices()[0].platform} x{len(jax.devices())} "
+        f"({jax.devices()[0].device_kind})")
+  print(f"{'model':10s} {'batch':>5s} {'image':>9s} {'compile s':>9s} {'step s':>7s} {'images/s':>9s}")
+  for name in args.models.split(","):
+    r = benchmark(name, args.batch_size, args.image_size, args.channels, args.steps)
+    print(f"{r['model']:10s} {r['batch_size']:5d} {r['image']:>9s} {r['compile_s']:9.1f} "
+          f"{r['step_s']:7.3f} {r['images_per_s']:9.1f}", flush=True)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,90 @@
+"""The shape of an experiment config and its validation.
+
+Experiment files in configs/ start from `base_config()` and change what they
+need. `validate` runs before anything is built or compiled, and every message
+names the offending key and what it accepts.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from sslax import optim
+
+
+class ConfigError(ValueError):
+  """A config key holds a value that cannot work; the message names the key and the fix."""
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.batch_size = 256            # global, over all devices and hosts
+  c.total_steps = 1000
+  c.log_every_steps = 50
+  c.checkpoint_every_steps = 500
+  c.keep_checkpoints = 3
+  c.async_checkpoints = True
+  c.num_devices = -1            # -1: every device of every process
+
+  c.data = ml_collections.ConfigDict(dict(
+      name="fashion_mnist", train_split="train", test_split="test", data_dir="",
+      image_size=28, download=False, in_memory=True))
+  c.model = ml_collections.ConfigDict(dict(name="convnet"))
+  c.method = ml_collections.ConfigDict(dict(name="simclr"))
+  c.views = ml_collections.ConfigDict()   # view name -> augmentation config (sslax/data/augment.py)
+  c.optimizer = optim.default_config()
+
+  c.eval = ml_collections.ConfigDict(dict(
+      enabled=True, batch_size=1000, knn_k=200, knn_temperature=0.07,
+      probe_weight_decays=(0.0, 1e-5, 1e-4, 1e-3, 1e-2),
+      random_init_baseline=True, raw_pixel_baseline=True, max_train_examples=-1))
+  return c
+
+
+def _require(condition: bool, key: str, message: str) -> None:
+  if not condition:
+    raise ConfigError(f"config.{key}: {message}")
+
+
+def _choice(config: ml_collections.ConfigDict, key: str, choices) -> None:
+  value = config
+  for part in key.split("."):
+    value = value[part]
+  _require(value in choices, key, f"{value!r} is not one of {sorted(choices)}")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError for a value that cannot work; call before building anything."""
+  from sslax.methods import METHODS
+  from sslax.models import ENCODERS
+
+  for key in ("batch_size", "total_steps", "log_every_steps", "checkpoint_every_steps",
+              "keep_checkpoints"):
+    _require(isinstance(config[key], int) and config[key] > 0, key,
+             f"must be a positive integer, got {config[key]!r}")
+  _choice(config, "method.name", METHODS)
+  _choice(config, "model.name", ENCODERS)
+  _choice(config, "optimizer.name", optim.OPTIMIZERS)
+  _choice(config, "optimizer.lr_scaling", optim.LR_SCALINGS)
+  _require(config.optimizer.base_lr > 0, "optimizer.base_lr", "must be > 0")
+  _require(config.optimizer.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0")
+  _require(config.optimizer.warmup_steps >= 0, "optimizer.warmup_steps", "must be >= 0")
+  _require(config.data.image_size > 0, "data.image_size", "must be > 0")
+  _require(config.eval.knn_k > 0, "eval.knn_k", "must be > 0")
+
+  method = METHODS[config.method.name]
+  _require(len(config.views) == method.num_views, "views",
+           f"method {method.name!r} takes {method.num_views} views, the config defines "
+           f"{len(config.views)} ({sorted(config.views)})")
+  for name, view in config.views.items():
+    for prob in [k for k in view.keys() if k.endswith("_p")]:
+      _require(0.0 <= view[prob] <= 1.0, f"views.{name}.{prob}", f"a probability in [0, 1], got {view[prob]}")
+    lo, hi = view.crop_scale
+    _require(0 < lo <= hi <= 1, f"views.{name}.crop_scale", f"needs 0 < min <= max <= 1, got {(lo, hi)}")
+
+  # Each method's own keys must exist in its defaults: catches typos in config files.
+  known = set(method.defaults().keys())
+  unknown = set(config.method.keys()) - known
+  _require(not unknown, "method", f"unknown key(s) {sorted(unknown)} for method "
+           f"{method.name!r}; valid keys: {sorted(known)}")

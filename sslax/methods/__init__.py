@@ -1,0 +1,19 @@
+"""Registry of methods. A method is one file that defines a `METHOD = Method(...)`.
+
+Adding a method is one entry in `METHODS`; the trainer never changes.
+"""
+
+from __future__ import annotations
+
+from sslax.methods.base import Method
+from sslax.methods import simclr
+
+METHODS: dict[str, Method] = {
+    "simclr": simclr.METHOD,
+}
+
+
+def get_method(name: str) -> Method:
+  if name not in METHODS:
+    raise ValueError(f"method.name={name!r} is not a known method; choose one of {sorted(METHODS)}")
+  return METHODS[name]

@@ -1,0 +1,87 @@
+"""Encoders and heads, and building an encoder from a config.
+
+    cfg = ml_collections.ConfigDict({"name": "resnet18", "stem": "cifar"})
+    encoder = build_encoder(cfg, bn_axis_name="data")
+    dim = feature_dim(encoder, (32, 32, 3))          # 512
+    feats = encoder.apply(variables, images, train=True, mutable=["batch_stats"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from sslax.models.convnet import ConvNet
+from sslax.models.heads import MLP
+from sslax.models.resnet import ResNet, resnet18, resnet34, resnet50
+
+__all__ = [
+    "ENCODERS", "ConvNet", "MLP", "ResNet", "build_encoder", "feature_dim",
+    "resnet18", "resnet34", "resnet50",
+]
+
+# name -> constructor taking keyword arguments (a Module class or a partial of one).
+ENCODERS: dict[str, Callable[..., nn.Module]] = {
+    "resnet18": resnet18,
+    "resnet34": resnet34,
+    "resnet50": resnet50,
+    "convnet": ConvNet,
+}
+
+# Set by build_encoder's argument, not by the config: it is a property of how the
+# model is run (inside shard_map or not), not of the architecture.
+_NOT_FROM_CONFIG = ("parent", "name", "bn_axis_name")
+
+
+def _config_keys(factory: Callable[..., nn.Module]) -> list[str]:
+  """The keyword arguments a config may set for ``factory``."""
+  fixed = {}
+  if isinstance(factory, functools.partial):
+    fixed, factory = factory.keywords, factory.func
+  return sorted(f.name for f in dataclasses.fields(factory)
+                if f.name not in fixed and f.name not in _NOT_FROM_CONFIG)
+
+
+def build_encoder(cfg: ml_collections.ConfigDict,
+                  bn_axis_name: str | None = None) -> nn.Module:
+  """Builds ``ENCODERS[cfg.name](**other cfg fields, bn_axis_name=bn_axis_name)``.
+
+  Raises:
+    ValueError: unknown ``cfg.name``, or a field the chosen encoder does not take
+      (the message lists the valid names / keys).
+  """
+  kwargs = cfg.to_dict() if isinstance(cfg, ml_collections.ConfigDict) else dict(cfg)
+  name = kwargs.pop("name", None)
+  if name not in ENCODERS:
+    raise ValueError(
+        f"Unknown encoder name {name!r}; valid choices: {sorted(ENCODERS)}")
+  factory = ENCODERS[name]
+  valid = _config_keys(factory)
+  for key in kwargs:
+    if key not in valid:
+      raise ValueError(
+          f"Unknown config key {key!r} for encoder {name!r}; valid keys: {valid}")
+  # Lists (from a plain dict, JSON or a command-line override) become tuples:
+  # module fields such as `widths` are compared and hashed by flax.
+  kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+  return factory(**kwargs, bn_axis_name=bn_axis_name)
+
+
+def feature_dim(module: nn.Module, input_shape: Sequence[int]) -> int:
+  """Output width ``D`` of ``module`` for inputs of ``input_shape``, no FLOPs spent.
+
+  ``input_shape`` is one example's ``(H, W, C)`` or a batch's ``(B, H, W, C)``.
+  """
+  shape = tuple(input_shape)
+  if len(shape) == 3:
+    shape = (1,) + shape
+  x = jax.ShapeDtypeStruct(shape, jnp.float32)
+  out, _ = jax.eval_shape(
+      lambda x: module.init_with_output(jax.random.key(0), x, train=False), x)
+  return int(out.shape[-1])

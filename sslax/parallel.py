@@ -1,0 +1,159 @@
+"""All cross-device plumbing: the mesh, the sharded step, batch placement, gathers.
+
+sslax runs one per-device function over every device with `jax.shard_map` over a
+mesh axis named `DATA_AXIS`. Parameters are replicated, the batch is split along
+its first dimension. Inside the per-device function:
+
+* A loss that needs the global batch calls `all_gather` / `global_offset` /
+  `pmean` from here with the axis name it was given. Outside shard_map
+  (`axis_name=None`) each helper is the identity, so the same loss code runs on
+  one device and on a pod.
+* Gradients need no explicit all-reduce: shard_map tracks which values vary
+  across devices (`check_vma=True`), so `jax.grad` of a global-batch loss with
+  respect to replicated parameters already returns the global-batch gradient.
+  (Tested against a 1-device run in tests/test_parallel.py.)
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from typing import Any, Callable, Iterator, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+# ----------------------------------------------------------------------------
+# Collectives usable inside the per-device function (identity when axis_name is None).
+# ----------------------------------------------------------------------------
+
+def all_gather(x: jax.Array, axis_name: str | None) -> jax.Array:
+  """[n, ...] per device -> [n * devices, ...], ordered by device index."""
+  if axis_name is None:
+    return x
+  return lax.all_gather(x, axis_name, tiled=True)
+
+
+def global_offset(local_size: int, axis_name: str | None) -> jax.Array | int:
+  """Index in the gathered batch of this device's first local example."""
+  if axis_name is None:
+    return 0
+  return lax.axis_index(axis_name) * local_size
+
+
+def pmean(x: Any, axis_name: str | None) -> Any:
+  if axis_name is None:
+    return x
+  return lax.pmean(x, axis_name)
+
+
+def psum(x: Any, axis_name: str | None) -> Any:
+  if axis_name is None:
+    return x
+  return lax.psum(x, axis_name)
+
+
+# ----------------------------------------------------------------------------
+# Mesh, multi-host set-up and the sharded step.
+# ----------------------------------------------------------------------------
+
+def maybe_initialize_distributed() -> None:
+  """Starts JAX's multi-controller runtime when launched as one of several processes.
+
+  TPU pods and SLURM are auto-detected by `jax.distributed.initialize()`; local
+  multi-process runs set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
+  JAX_PROCESS_ID (see launch/local_multiprocess.sh).
+  """
+  if os.environ.get("JAX_COORDINATOR_ADDRESS"):
+    jax.distributed.initialize(
+        coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
+        num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+        process_id=int(os.environ["JAX_PROCESS_ID"]),
+    )
+  elif os.environ.get("SLURM_NTASKS", "1") != "1" or os.environ.get("TPU_WORKER_HOSTNAMES"):
+    jax.distributed.initialize()
+
+
+def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
+  """A 1-D mesh over all (or the first `num_devices`) devices of every process."""
+  devices = jax.devices()
+  if num_devices is not None:
+    if num_devices > len(devices):
+      raise ValueError(f"asked for {num_devices} devices but only {len(devices)} exist")
+    devices = devices[:num_devices]
+  return jax.sharding.Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def check_batch_divisible(global_batch: int, mesh: jax.sharding.Mesh) -> None:
+  num_devices = mesh.devices.size
+  if global_batch % num_devices:
+    raise ValueError(
+        f"batch_size (global) = {global_batch} is not divisible by the number of devices "
+        f"= {num_devices}. Choose a batch size that is a multiple of {num_devices} "
+        f"(e.g. --config.batch_size={max(num_devices, global_batch // num_devices * num_devices)}).")
+
+
+def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def batch_sharded(mesh: jax.sharding.Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def sharded_step(fn: Callable, mesh: jax.sharding.Mesh, *, donate_state: bool = True) -> Callable:
+  """jit(shard_map(fn)) for fn(state, batch) -> (state, metrics).
+
+  state and metrics are replicated (the same on every device), batch is split
+  along its leading axis.
+  """
+  mapped = jax.shard_map(
+      fn, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=(P(), P()), check_vma=True)
+  return jax.jit(mapped, donate_argnums=(0,) if donate_state else ())
+
+
+def sharded_apply(fn: Callable, mesh: jax.sharding.Mesh) -> Callable:
+  """jit(shard_map(fn)) for fn(replicated_args, batch) -> per-example outputs."""
+  mapped = jax.shard_map(
+      fn, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=P(DATA_AXIS), check_vma=True)
+  return jax.jit(mapped)
+
+
+def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
+  """Host pytree (identical on every process) -> arrays replicated over the mesh."""
+  sharding = replicated(mesh)
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree)
+
+
+def shard_host_batch(batch: Mapping[str, np.ndarray], mesh: jax.sharding.Mesh) -> dict:
+  """This process's slice of the global batch -> global arrays split over the mesh."""
+  sharding = batch_sharded(mesh)
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+def device_prefetch(batches: Iterator[Mapping[str, np.ndarray]], mesh: jax.sharding.Mesh,
+                    size: int = 2) -> Iterator[dict]:
+  """Keeps `size` batches in flight on the devices so transfers overlap compute."""
+  queue: collections.deque = collections.deque()
+  for batch in batches:
+    queue.append(shard_host_batch(batch, mesh))
+    if len(queue) > size:
+      yield queue.popleft()
+  while queue:
+    yield queue.popleft()
+
+
+def to_host(tree: Any) -> Any:
+  """Replicated global arrays -> numpy on this host (works on multi-host too)."""
+  return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x, tree)
+
+
+def global_mean(x: jax.Array, axis_name: str | None) -> jax.Array:
+  """Mean over the global batch of per-example values x: [n]."""
+  return pmean(jnp.mean(x), axis_name)

@@ -1,0 +1,207 @@
+"""The generic pretraining loop: state, sharded step, logging, checkpoints.
+
+It trains whatever method `config.method.name` names (sslax/methods/) and never
+knows which: the method turns a list of augmented views into a loss.
+
+One step, per device (run on every device by sslax/parallel.py):
+  uint8 images --augment(key(seed, view, global position))--> views
+  views --method.loss(axis_name="data")--> global-batch loss and gradients
+  gradients --optax--> new parameters
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any, Callable
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from sslax import checkpoint as checkpoint_lib
+from sslax import config as config_lib
+from sslax import metrics as metrics_lib
+from sslax import optim, parallel
+from sslax.data import augment, pipeline
+from sslax.methods import Method, get_method
+
+log = logging.getLogger(__name__)
+
+# Independent streams derived from config.seed: fold_in(seed_key, STREAM) then the
+# view index and the example's global stream position.
+_INIT_STREAM, _AUGMENT_STREAM = 0, 1
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+
+
+def dataset_info(config: ml_collections.ConfigDict, source: pipeline.Source) -> dict:
+  info = dict(pipeline.DATASET_INFO.get(config.data.name, {}))
+  channels = source.image_shape[-1]
+  info.setdefault("mean", (0.5,) * channels)
+  info.setdefault("std", (0.25,) * channels)
+  return info
+
+
+def init_variables(model: nn.Module, config: ml_collections.ConfigDict, channels: int) -> dict:
+  """Same parameters on any device count: initialized on the host from the seed."""
+  size = config.data.image_size
+  key = jax.random.fold_in(jax.random.key(config.seed), _INIT_STREAM)
+  # train=False: BatchNorm must not reach for the mesh axis outside the sharded step.
+  variables = jax.jit(lambda k: model.init(k, jnp.zeros((2, size, size, channels)), train=False))(key)
+  return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
+
+
+def make_views_fn(config: ml_collections.ConfigDict, info: dict) -> Callable:
+  """(images uint8 [b,H,W,C], positions int [b]) -> list of normalized float views."""
+  base = jax.random.fold_in(jax.random.key(config.seed), _AUGMENT_STREAM)
+  view_configs = list(config.views.values())
+  size = config.data.image_size
+
+  def views_fn(images, positions):
+    views = []
+    for index, view_cfg in enumerate(view_configs):
+      x = augment.augment_batch(jax.random.fold_in(base, index), images, positions, view_cfg, size)
+      views.append(augment.normalize(x, info["mean"], info["std"]))
+    return views
+  return views_fn
+
+
+def make_train_step(method: Method, model: nn.Module, tx: optax.GradientTransformation,
+                    schedule: optax.Schedule, config: ml_collections.ConfigDict,
+                    views_fn: Callable) -> Callable:
+  """The per-device step fn(state, batch) -> (state, metrics), for parallel.sharded_step."""
+  axis = parallel.DATA_AXIS
+
+  def per_device_step(state: TrainState, batch: dict):
+    views = views_fn(batch["image"], batch["position"])
+
+    def loss_fn(params):
+      variables = {"params": params, "batch_stats": state.batch_stats}
+      return method.loss(model, variables, views, config.method, axis)
+
+    (loss, (batch_stats, method_metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    # grads are already the global-batch gradient: see sslax/parallel.py.
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {"loss": loss, "learning_rate": schedule(state.step),
+               "grad_norm": optax.tree.norm(grads), **method_metrics}
+    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                              opt_state=opt_state)
+    return new_state, metrics
+
+  return per_device_step
+
+
+def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
+  """Everything a run needs, built (not compiled) after the config is validated."""
+  method = get_method(config.method.name)
+  source = pipeline.open_source(
+      config.data.name, config.data.train_split, data_dir=config.data.data_dir or None,
+      image_size=config.data.image_size, in_memory=config.data.in_memory,
+      download=config.data.download)
+  info = dataset_info(config, source)
+  model = method.build(config)
+  schedule = optim.learning_rate_schedule(config.optimizer, config.batch_size, config.total_steps)
+  tx = optim.make_optimizer(config.optimizer, schedule)
+  variables = init_variables(model, config, source.image_shape[-1])
+  state = TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
+                     batch_stats=variables["batch_stats"], opt_state=tx.init(variables["params"]))
+  state = parallel.replicate(jax.device_get(state), mesh)
+  step_fn = parallel.sharded_step(
+      make_train_step(method, model, tx, schedule, config, make_views_fn(config, info)), mesh)
+  return method, source, info, model, state, step_fn
+
+
+def make_mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
+  try:
+    mesh = parallel.make_mesh(None if config.num_devices == -1 else config.num_devices)
+    parallel.check_batch_divisible(config.batch_size, mesh)
+  except ValueError as error:
+    raise config_lib.ConfigError(str(error)) from None
+  return mesh
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> tuple[TrainState, nn.Module, Any]:
+  """Pretrains until config.total_steps, resuming from WORKDIR/checkpoints if any."""
+  config_lib.validate(config)
+  mesh = make_mesh(config)
+  os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+
+  method, source, info, model, state, step_fn = build(config, mesh)
+  checkpointer = checkpoint_lib.Checkpointer(
+      workdir, keep=config.keep_checkpoints, async_save=config.async_checkpoints)
+  state, restored_step = checkpointer.restore_latest(state)
+  start_step = int(restored_step or 0)
+  if restored_step is not None:
+    log.warning("resuming from the checkpoint at step %d in %s", start_step, checkpointer.directory)
+
+  batches = pipeline.host_batches(
+      source, global_batch=config.batch_size, seed=config.seed, start_step=start_step)
+  device_batches = parallel.device_prefetch(
+      ({"image": b["image"], "position": b["position"]} for b in batches), mesh)
+  writer = metrics_lib.MetricWriter(workdir)
+  progress = metrics_lib.Progress(config.total_steps, config.batch_size, start_step)
+  train_start = time.perf_counter()
+  step = start_step
+  try:
+    while step < config.total_steps:
+      state, step_metrics = step_fn(state, next(device_batches))
+      step += 1
+      if step % config.log_every_steps == 0 or step == config.total_steps:
+        scalars = {k: float(v) for k, v in parallel.to_host(step_metrics).items()}
+        scalars.update(progress.update(step, scalars["loss"]))
+        if not np.isfinite(scalars["loss"]):
+          raise FloatingPointError(
+              f"loss is {scalars['loss']} at step {step}: lower optimizer.base_lr or check the data")
+        writer.write(step, scalars)
+      if step % config.checkpoint_every_steps == 0 or step == config.total_steps:
+        checkpointer.save(step, state)
+  finally:
+    batches.close()
+    checkpointer.close()
+    writer.close()
+  if jax.process_index() == 0 and step > start_step:
+    log.info("trained steps %d..%d in %.1f s", start_step, step, time.perf_counter() - train_start)
+  return state, model, mesh
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  from sslax.evaluate import frozen  # evaluation pulls in more; keep train importable alone
+
+  state, model, mesh = train(config, workdir)
+  results = {}
+  if config.eval.enabled:
+    results = frozen.evaluate_run(config, model, state, mesh, workdir)
+  return results
+
+
+def evaluate_latest(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Evaluates the newest checkpoint in WORKDIR without training."""
+  from sslax.evaluate import frozen
+
+  config_lib.validate(config)
+  mesh = make_mesh(config)
+  _, _, _, model, state, _ = build(config, mesh)
+  checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
+  state, step = checkpointer.restore_latest(state)
+  checkpointer.close()
+  if step is None:
+    raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}: pretrain first "
+                            "(--mode=train_and_evaluate or --mode=train)")
+  return frozen.evaluate_run(config, model, state, mesh, workdir)

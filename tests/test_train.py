@@ -1,0 +1,157 @@
+"""The training loop end to end on tiny local data: device-count independence,
+resume, checkpoint fallback, bad inputs, evaluation output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from sslax import config as config_lib
+from sslax import train
+from tests.helpers import tiny_config, write_tiny_fashion_mnist
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  root = tmp_path_factory.mktemp("fmnist")
+  write_tiny_fashion_mnist(str(root / "idx"))
+  os.environ["SSLAX_FASHION_MNIST_DIR"] = str(root / "idx")
+  return str(root / "tfds")
+
+
+def read_losses(workdir) -> dict[int, float]:
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return {r["step"]: r["loss"] for r in map(json.loads, f)}
+
+
+def params_of(state):
+  return jax.tree.map(np.asarray, jax.device_get(state.params))
+
+
+def test_same_losses_on_1_and_8_devices(data_dir, tmp_path):
+  runs = {}
+  for devices in (1, 8):
+    config = tiny_config(data_dir)
+    config.num_devices = devices
+    workdir = str(tmp_path / f"d{devices}")
+    state, _, _ = train.train(config, workdir)
+    runs[devices] = (read_losses(workdir), params_of(state))
+  losses1, params1 = runs[1]
+  losses8, params8 = runs[8]
+  assert sorted(losses1) == [1, 2, 3, 4]
+  np.testing.assert_allclose([losses8[s] for s in range(1, 5)], [losses1[s] for s in range(1, 5)], rtol=2e-5)
+  # The loss moved, so the comparison is not between two untrained states.
+  assert losses1[4] != losses1[1]
+  # Summation order differs (8 partial sums + all-reduce vs one sum): ~1e-7 relative per
+  # step, amplified by LARS's ||w||/||g|| on small leaves over 4 steps.
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4), params8, params1)
+
+
+def test_resume_equals_uninterrupted_run(data_dir, tmp_path):
+  config = tiny_config(data_dir)
+  straight = str(tmp_path / "straight")
+  train.train(config, straight)
+
+  resumed = str(tmp_path / "resumed")
+  first = tiny_config(data_dir)
+  first.total_steps = 2  # stops after the checkpoint at step 2 (as a preempted run would)
+  train.train(first, resumed)
+  state, _, _ = train.train(config, resumed)  # picks up at step 2
+
+  want, got = read_losses(straight), read_losses(resumed)
+  np.testing.assert_allclose([got[s] for s in (3, 4)], [want[s] for s in (3, 4)], rtol=1e-6)
+  assert int(jax.device_get(state.step)) == 4
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_previous(data_dir, tmp_path, caplog):
+  config = tiny_config(data_dir)
+  workdir = str(tmp_path / "run")
+  train.train(config, workdir)
+  user_file = os.path.join(workdir, "notes.txt")
+  with open(user_file, "w") as f:
+    f.write("mine")
+  # Truncate every file of the newest checkpoint, as a write cut off mid-way would.
+  latest = os.path.join(workdir, "checkpoints", "4")
+  for root, _, files in os.walk(latest):
+    for name in files:
+      open(os.path.join(root, name), "w").close()
+
+  config.total_steps = 6
+  with caplog.at_level("WARNING"):
+    state, _, _ = train.train(config, workdir)
+  assert "could not be restored" in caplog.text
+  assert int(jax.device_get(state.step)) == 6
+  assert os.path.isdir(os.path.join(workdir, "checkpoints_corrupt", "4")), "set aside, not deleted"
+  assert open(user_file).read() == "mine"
+  losses = read_losses(workdir)
+  assert {5, 6} <= set(losses)
+
+
+def test_batch_not_divisible_by_devices(data_dir, tmp_path):
+  config = tiny_config(data_dir)
+  config.batch_size = 12
+  with pytest.raises(ValueError, match=r"batch_size \(global\) = 12 is not divisible by the number of devices = 8"):
+    train.train(config, str(tmp_path / "run"))
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("optimizer.name", "adam", "config.optimizer.name: 'adam' is not one of ['adamw', 'lars', 'sgd']"),
+    ("model.name", "vgg", "config.model.name: 'vgg' is not one of"),
+    ("method.name", "simclr2", "config.method.name: 'simclr2' is not one of"),
+    ("batch_size", 0, "config.batch_size: must be a positive integer"),
+])
+def test_invalid_values_name_key_and_choices(data_dir, key, value, expected):
+  config = tiny_config(data_dir)
+  section, _, leaf = key.rpartition(".")
+  (config[section] if section else config)[leaf] = value
+  with pytest.raises(config_lib.ConfigError) as error:
+    config_lib.validate(config)
+  assert expected in str(error.value)
+
+
+def _cli(*args, env=None):
+  return subprocess.run([sys.executable, "-m", "sslax.main", *args], cwd=REPO, capture_output=True,
+                        text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+def test_cli_rejects_unknown_key_and_bad_choice_before_compiling(tmp_path):
+  result = _cli("--config=configs/simclr_fashion_mnist.py", f"--workdir={tmp_path}", "--config.batch_sise=64")
+  assert result.returncode != 0
+  assert "batch_sise" in result.stderr
+  result = _cli("--config=configs/simclr_fashion_mnist.py", f"--workdir={tmp_path}", "--config.optimizer.name=adam")
+  assert result.returncode != 0
+  assert "config.optimizer.name: 'adam' is not one of ['adamw', 'lars', 'sgd']" in result.stderr
+  assert not os.path.exists(tmp_path / "checkpoints")
+
+
+def test_missing_dataset_says_how_to_get_it(tmp_path):
+  result = _cli("--config=configs/simclr_fashion_mnist.py", f"--workdir={tmp_path / 'run'}",
+                f"--config.data.data_dir={tmp_path / 'empty'}",
+                env={"SSLAX_FASHION_MNIST_DIR": str(tmp_path / "nowhere")})
+  assert result.returncode != 0
+  assert "apt-get install dataset-fashion-mnist" in result.stderr
+
+
+def test_train_and_evaluate_writes_eval_json(data_dir, tmp_path):
+  config = tiny_config(data_dir)
+  config.total_steps = 2
+  workdir = str(tmp_path / "run")
+  results = train.train_and_evaluate(config, workdir)
+  with open(os.path.join(workdir, "eval.json")) as f:
+    saved = json.load(f)
+  assert saved["step"] == 2
+  for row in ("pretrained", "random_init", "raw_pixels"):
+    accuracy = saved[row]["linear_probe"]["accuracy"]
+    assert 0.0 <= accuracy <= 1.0
+  assert 0.0 <= saved["pretrained"]["knn"]["accuracy"] <= 1.0
+  assert results["pretrained"]["feature_dim"] == saved["pretrained"]["feature_dim"]
+  assert os.path.exists(os.path.join(workdir, "metrics.jsonl"))
+  assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir))
