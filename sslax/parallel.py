@@ -71,6 +71,9 @@ def maybe_initialize_distributed() -> None:
   JAX_PROCESS_ID (see launch/local_multiprocess.sh).
   """
   if os.environ.get("JAX_COORDINATOR_ADDRESS"):
+    if os.environ.get("JAX_PLATFORMS", "") == "cpu":
+      # Cross-process collectives on CPU go through gloo (TCP); the default has none.
+      jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(
         coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
         num_processes=int(os.environ["JAX_NUM_PROCESSES"]),

@@ -46,10 +46,14 @@ def _knn_predict(
 
   def predict_chunk(chunk):  # [C, D] -> [C]
     sims = _l2_normalize(chunk) @ train_x.T  # [C, N] cosine similarities
-    top_sims, top_idx = jax.lax.top_k(sims, k)  # [C, k], sorted descending
+    # Read the neighbours' similarities back with a gather rather than using
+    # top_k's own values output: with that output feeding the vote below,
+    # XLA:CPU 0.12 ran ~15x slower (1.8 s vs 0.12 s per 256 x 60000 chunk).
+    top_idx = jax.lax.top_k(sims, k)[1]  # [C, k], by descending similarity
+    top_sims = jnp.take_along_axis(sims, top_idx, axis=1)  # [C, k]
     # exp(s / T) overflows float32 once s / T > ~88 (e.g. T = 0.01). Scaling
     # every weight of a row by the same factor exp(-s_max / T) cannot change
-    # that row's argmax, and keeps the largest weight at exactly 1.
+    # that row's argmax (up to float rounding), and keeps the largest weight at 1.
     weights = jnp.exp((top_sims - top_sims[:, :1]) / temperature)  # [C, k]
     votes = jax.nn.one_hot(train_y[top_idx], num_classes, dtype=weights.dtype)  # [C, k, K]
     class_scores = jnp.einsum("ck,ckl->cl", weights, votes)  # [C, K]
@@ -83,7 +87,11 @@ def knn_classify(
     int32 numpy array [M] of predicted classes (ties go to the lowest class id).
   """
   train_x = jnp.asarray(train_x, jnp.float32)
-  train_y = jnp.asarray(np.asarray(train_y).astype(np.int32))
+  train_y = np.asarray(train_y).astype(np.int32)
+  if train_y.size and not 0 <= train_y.min() <= train_y.max() < num_classes:
+    # one_hot would silently drop the votes of out-of-range labels.
+    raise ValueError(f"train_y must lie in [0, {num_classes}), got [{train_y.min()}, {train_y.max()}].")
+  train_y = jnp.asarray(train_y)
   test_x = np.asarray(test_x, np.float32)
   num_test = test_x.shape[0]
   chunk_size = max(1, min(chunk_size, num_test))

@@ -41,9 +41,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-# {"w": [K, D], "b": [K]}. W is stored class-major (like sklearn's coef_): with
-# W [D, K], XLA:CPU computes the gradient x^T g [D, K] ~8x slower than the
-# g^T x [K, D] that this layout produces (it transposes the whole of x).
+# {"w": [K, D], "b": [K]}. W is stored class-major, like sklearn's coef_, for
+# speed: with W [D, K], autodiff's gradient x^T g [D, K] ran ~8x slower on
+# XLA:CPU than the g^T x [K, D] this layout yields (0.38 s vs 0.045 s at
+# N=54000, D=2048), making a whole L-BFGS iteration ~5x slower.
 Params = dict[str, jax.Array]
 
 
@@ -89,7 +90,8 @@ def _standardization_stats(x: jax.Array) -> tuple[jax.Array, jax.Array]:
   mean = jnp.mean(x, axis=0)
   std = jnp.sqrt(jnp.mean(jnp.square(x - mean), axis=0))
   # A constant feature carries no information; dividing by 1 leaves it at 0
-  # instead of producing NaN/inf.
+  # instead of producing NaN/inf. (The relative threshold absorbs float32
+  # rounding in the mean of a constant column.)
   std = jnp.where(std > 1e-6 * (1.0 + jnp.abs(mean)), std, 1.0)
   return mean, std
 
@@ -258,9 +260,11 @@ def linear_probe(
   """
   train_x = jnp.asarray(train_x, jnp.float32)
   test_x = jnp.asarray(test_x, jnp.float32)
-  train_y_np = np.asarray(train_y).astype(np.int32)
-  train_y = jnp.asarray(train_y_np)
-  test_y = jnp.asarray(np.asarray(test_y).astype(np.int32))
+  train_y_np, test_y_np = np.asarray(train_y).astype(np.int32), np.asarray(test_y).astype(np.int32)
+  for name, labels in (("train_y", train_y_np), ("test_y", test_y_np)):
+    if labels.size and not 0 <= labels.min() <= labels.max() < num_classes:
+      raise ValueError(f"{name} must lie in [0, {num_classes}), got [{labels.min()}, {labels.max()}].")
+  train_y, test_y = jnp.asarray(train_y_np), jnp.asarray(test_y_np)
   weight_decays = tuple(float(wd) for wd in weight_decays)
   fit = functools.partial(fit_logistic_regression, num_classes=num_classes, max_iters=max_iters, tol=tol)
 

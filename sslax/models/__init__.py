@@ -3,7 +3,8 @@
     cfg = ml_collections.ConfigDict({"name": "resnet18", "stem": "cifar"})
     encoder = build_encoder(cfg, bn_axis_name="data")
     dim = feature_dim(encoder, (32, 32, 3))          # 512
-    feats = encoder.apply(variables, images, train=True, mutable=["batch_stats"])
+    feats, updates = encoder.apply(variables, images, train=True,
+                                   mutable=["batch_stats"])   # inside shard_map
 """
 
 from __future__ import annotations
