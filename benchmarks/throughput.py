@@ -22,18 +22,19 @@ from sslax import config as config_lib
 from sslax import optim, parallel, train
 from sslax.data.augment import default_view_config
 from sslax.methods import get_method
+from sslax.models import encoder_config
 
 MODELS = {
     "convnet": dict(name="convnet", widths=(32, 64, 128)),
     "resnet18": dict(name="resnet18", stem="cifar"),
-}
+}  # as configs/simclr_fashion_mnist.py and a CIFAR-style ResNet-18
 
 
 def make_config(model: str, batch_size: int, image_size: int):
   config = config_lib.base_config()
   config.batch_size = batch_size
   config.data.image_size = image_size
-  config.model = config_lib.ml_collections.ConfigDict(MODELS[model])
+  config.model = encoder_config(**MODELS[model])
   method = get_method("simclr")
   config.method = method.defaults()
   config.method.projector_hidden = (512,)

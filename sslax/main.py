@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from absl import app, flags
@@ -18,6 +19,50 @@ flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics.jsonl, 
 flags.DEFINE_enum("mode", "train_and_evaluate", ["train_and_evaluate", "train", "evaluate"], "What to run.")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
+
+
+def unknown_config_overrides(argv: list[str]) -> list[str]:
+  """Messages for `--config.a.b=v` overrides whose key path is not in the config file."""
+  import difflib
+  import importlib.util
+
+  path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  if path is None or not os.path.exists(path.split(":")[0]):
+    return []
+  spec = importlib.util.spec_from_file_location("_sslax_config", path.split(":")[0])
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  messages = []
+  for arg in argv:
+    if not arg.startswith("--config."):
+      continue
+    key = arg[len("--config."):].split("=", 1)[0]
+    node, walked = config, "config"
+    for part in key.split("."):
+      if not hasattr(node, "keys"):
+        break
+      if part not in node:
+        close = difflib.get_close_matches(part, list(node.keys()), n=1)
+        hint = f" Did you mean {walked}.{close[0]}?" if close else ""
+        messages.append(f"unknown config key {'config.' + key!r}: {walked} has no {part!r}; "
+                        f"valid keys of {walked}: {sorted(node.keys())}.{hint}")
+        break
+      node, walked = node[part], f"{walked}.{part}"
+  return messages
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a plain message (not a traceback) for a misspelt config key."""
+  try:
+    return FLAGS(argv)
+  except (AttributeError, KeyError):
+    messages = unknown_config_overrides(argv)
+    if not messages:
+      raise
+    sys.exit("error: " + "\n".join(messages))
+  except flags.Error as error:
+    sys.exit(f"error: {error}\nTry --helpfull.")
 
 
 def main(argv):
@@ -42,4 +87,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -11,7 +11,6 @@ One step, per device (run on every device by sslax/parallel.py):
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -24,6 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 
 from sslax import checkpoint as checkpoint_lib
 from sslax import config as config_lib
@@ -105,13 +105,25 @@ def make_train_step(method: Method, model: nn.Module, tx: optax.GradientTransfor
   return per_device_step
 
 
+def open_split(config: ml_collections.ConfigDict, split: str) -> pipeline.Source:
+  """Opens a split; with several processes, process 0 prepares the data first, so
+  they do not all build the same TFDS dataset into a shared data_dir at once."""
+  def open_source():
+    return pipeline.open_source(
+        config.data.name, split, data_dir=config.data.data_dir or None,
+        image_size=config.data.image_size, in_memory=config.data.in_memory,
+        download=config.data.download)
+  if jax.process_count() == 1:
+    return open_source()
+  source = open_source() if jax.process_index() == 0 else None
+  multihost_utils.sync_global_devices(f"sslax: {config.data.name}/{split} prepared")
+  return source or open_source()
+
+
 def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
   """Everything a run needs, built (not compiled) after the config is validated."""
   method = get_method(config.method.name)
-  source = pipeline.open_source(
-      config.data.name, config.data.train_split, data_dir=config.data.data_dir or None,
-      image_size=config.data.image_size, in_memory=config.data.in_memory,
-      download=config.data.download)
+  source = open_split(config, config.data.train_split)
   info = dataset_info(config, source)
   model = method.build(config)
   schedule = optim.learning_rate_schedule(config.optimizer, config.batch_size, config.total_steps)

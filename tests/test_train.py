@@ -125,7 +125,11 @@ def _cli(*args, env=None):
 def test_cli_rejects_unknown_key_and_bad_choice_before_compiling(tmp_path):
   result = _cli("--config=configs/simclr_fashion_mnist.py", f"--workdir={tmp_path}", "--config.batch_sise=64")
   assert result.returncode != 0
-  assert "batch_sise" in result.stderr
+  assert "unknown config key 'config.batch_sise'" in result.stderr
+  assert "Did you mean config.batch_size?" in result.stderr
+  assert "Traceback" not in result.stderr
+  result = _cli("--config=configs/simclr_fashion_mnist.py", f"--workdir={tmp_path}", "--config.model.pol=flatten")
+  assert "valid keys of config.model: ['blocks_per_stage'" in result.stderr
   result = _cli("--config=configs/simclr_fashion_mnist.py", f"--workdir={tmp_path}", "--config.optimizer.name=adam")
   assert result.returncode != 0
   assert "config.optimizer.name: 'adam' is not one of ['adamw', 'lars', 'sgd']" in result.stderr

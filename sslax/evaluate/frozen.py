@@ -71,13 +71,10 @@ def _probe(name, train, test, num_classes, config, *, knn: bool) -> dict:
 
 def evaluate_run(config: ml_collections.ConfigDict, model, state, mesh, workdir: str) -> dict:
   """Evaluates the trained encoder in `state`; writes WORKDIR/eval.json and prints a table."""
-  from sslax.train import dataset_info, init_variables
+  from sslax.train import dataset_info, init_variables, open_split
 
-  data_dir = config.data.data_dir or None
-  open_split = lambda split: pipeline.open_source(  # noqa: E731
-      config.data.name, split, data_dir=data_dir, image_size=config.data.image_size,
-      in_memory=config.data.in_memory, download=config.data.download)
-  train_source, test_source = open_split(config.data.train_split), open_split(config.data.test_split)
+  train_source = open_split(config, config.data.train_split)
+  test_source = open_split(config, config.data.test_split)
   info = dataset_info(config, train_source)
   limit = None if config.eval.max_train_examples < 0 else config.eval.max_train_examples
   embed = lambda variables, source, limit=None: extract_features(  # noqa: E731

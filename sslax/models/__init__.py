@@ -23,7 +23,7 @@ from sslax.models.heads import MLP
 from sslax.models.resnet import ResNet, resnet18, resnet34, resnet50
 
 __all__ = [
-    "ENCODERS", "ConvNet", "MLP", "ResNet", "build_encoder", "feature_dim",
+    "ENCODERS", "ConvNet", "MLP", "ResNet", "build_encoder", "encoder_config", "feature_dim",
     "resnet18", "resnet34", "resnet50",
 ]
 
@@ -47,6 +47,31 @@ def _config_keys(factory: Callable[..., nn.Module]) -> list[str]:
     fixed, factory = factory.keywords, factory.func
   return sorted(f.name for f in dataclasses.fields(factory)
                 if f.name not in fixed and f.name not in _NOT_FROM_CONFIG)
+
+
+def encoder_config(name: str, **overrides) -> ml_collections.ConfigDict:
+  """Every configurable field of encoder `name` with its default, then `overrides`.
+
+  Listing all fields in the experiment config lets `--config.model.KEY=VALUE`
+  override any of them, and a misspelt KEY fail at flag parsing.
+  """
+  if name not in ENCODERS:
+    raise ValueError(f"Unknown encoder name {name!r}; valid choices: {sorted(ENCODERS)}")
+  factory = ENCODERS[name]
+  module = factory.func if isinstance(factory, functools.partial) else factory
+  defaults = {f.name: f.default for f in dataclasses.fields(module)}
+  fields = {"name": name}
+  for key in _config_keys(factory):
+    if key == "dtype":  # the precision policy is not a per-encoder config field
+      continue
+    if defaults[key] is dataclasses.MISSING:
+      raise ValueError(f"encoder {name!r} field {key!r} has no default; pass it in overrides")
+    fields[key] = defaults[key]
+  for key, value in overrides.items():
+    if key not in fields:
+      raise ValueError(f"Unknown config key {key!r} for encoder {name!r}; valid keys: {sorted(fields)}")
+    fields[key] = tuple(value) if isinstance(value, list) else value
+  return ml_collections.ConfigDict(fields)
 
 
 def build_encoder(cfg: ml_collections.ConfigDict,
