@@ -21,7 +21,7 @@ def get_config():
   config = config_lib.base_config()
   config.seed = 0
   config.batch_size = 256
-  config.total_steps = 3000
+  config.total_steps = 4000
   config.log_every_steps = 50
   config.checkpoint_every_steps = 500
 
