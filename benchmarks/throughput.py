@@ -5,8 +5,8 @@ steps, compile time excluded and reported separately. Synthetic uint8 images, so
 dataset is needed; the step is the trainer's own (sslax.train.make_train_step)
 run over every local device.
 
-  python benchmarks/throughput.py                       # small ConvNet and ResNet-18, batch 256
-  python benchmarks/throughput.py --models=resnet18 --batch_size=128 --image_size=32 --channels=3
+  python benchmarks/throughput.py            # ConvNet on 28x28x1 and ResNet-18 on 32x32x3, batch 256
+  python benchmarks/throughput.py --models=resnet18 --batch_size=512 --image_size=64
 """
 
 from __future__ import annotations
@@ -24,17 +24,19 @@ from sslax.data.augment import default_view_config
 from sslax.methods import get_method
 from sslax.models import encoder_config
 
+# name -> (encoder config, default input (size, channels)): the ConvNet of
+# configs/simclr_fashion_mnist.py on Fashion-MNIST, a CIFAR-style ResNet-18 on CIFAR-10.
 MODELS = {
-    "convnet": dict(name="convnet", widths=(32, 64, 128)),
-    "resnet18": dict(name="resnet18", stem="cifar"),
-}  # as configs/simclr_fashion_mnist.py and a CIFAR-style ResNet-18
+    "convnet": (dict(name="convnet", widths=(64, 128, 256)), (28, 1)),
+    "resnet18": (dict(name="resnet18", stem="cifar"), (32, 3)),
+}
 
 
 def make_config(model: str, batch_size: int, image_size: int):
   config = config_lib.base_config()
   config.batch_size = batch_size
   config.data.image_size = image_size
-  config.model = encoder_config(**MODELS[model])
+  config.model = encoder_config(**MODELS[model][0])
   method = get_method("simclr")
   config.method = method.defaults()
   config.method.projector_hidden = (512,)
@@ -85,15 +87,16 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--models", default="convnet,resnet18")
   parser.add_argument("--batch_size", type=int, default=256)
-  parser.add_argument("--image_size", type=int, default=28)
-  parser.add_argument("--channels", type=int, default=1)
+  parser.add_argument("--image_size", type=int, default=None, help="default: per model, see MODELS")
+  parser.add_argument("--channels", type=int, default=None)
   parser.add_argument("--steps", type=int, default=10)
   args = parser.parse_args()
   print(f"jax {jax.__version__} on {jax.devices()[0].platform} x{len(jax.devices())} "
         f"({jax.devices()[0].device_kind})")
   print(f"{'model':10s} {'batch':>5s} {'image':>9s} {'compile s':>9s} {'step s':>7s} {'images/s':>9s}")
   for name in args.models.split(","):
-    r = benchmark(name, args.batch_size, args.image_size, args.channels, args.steps)
+    size, channels = MODELS[name][1]
+    r = benchmark(name, args.batch_size, args.image_size or size, args.channels or channels, args.steps)
     print(f"{r['model']:10s} {r['batch_size']:5d} {r['image']:>9s} {r['compile_s']:9.1f} "
           f"{r['step_s']:7.3f} {r['images_per_s']:9.1f}", flush=True)
 

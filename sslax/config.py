@@ -36,7 +36,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer = optim.default_config()
 
   c.eval = ml_collections.ConfigDict(dict(
-      enabled=True, batch_size=1000, knn_k=200, knn_temperature=0.07,
+      enabled=True,
+      train_split="",  # the split the probe and kNN fit on; "": data.train_split
+      batch_size=1000, knn_k=200, knn_temperature=0.07,
       probe_weight_decays=(0.0, 1e-5, 1e-4, 1e-3, 1e-2),
       random_init_baseline=True, raw_pixel_baseline=True, max_train_examples=-1))
   return c

@@ -63,3 +63,259 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array,
   logp = jax.nn.log_softmax(logits.astype(jnp.float32))
   per_example = -jnp.take_along_axis(logp, labels[:, None], axis=1)[:, 0]
   return parallel.global_mean(per_example, axis_name)
+
+
+# ----------------------------------------------------------------------------
+# Joint-embedding losses without explicit negatives (BYOL, SimSiam) and with
+# redundancy reduction (Barlow Twins, VICReg), plus MoCo, DINO and SwAV pieces.
+# ----------------------------------------------------------------------------
+
+def _cosine(a: jax.Array, b: jax.Array) -> jax.Array:
+  """Row-wise cosine similarity of [n, dim] arrays -> [n]."""
+  return jnp.sum(l2_normalize(a) * l2_normalize(b), axis=-1)
+
+
+def byol_loss(p: jax.Array, z: jax.Array, axis_name: str | None = None) -> jax.Array:
+  """BYOL regression loss (Grill et al. 2020, eq. 2).
+
+  Args:
+    p: [local_batch, dim] online predictions q_theta(z_theta).
+    z: [local_batch, dim] target projections z'_xi of the other view; the
+      gradient is stopped here (the target network is not trained by the loss).
+    axis_name: mesh axis for the global-batch mean; None on a single device.
+
+  Returns:
+    Mean over the global batch of ||p/|p| - z/|z| ||^2 = 2 - 2 cos(p, z). The
+    paper symmetrizes by swapping the views; that is the caller's sum of two calls.
+  """
+  p = p.astype(jnp.float32)
+  z = jax.lax.stop_gradient(z.astype(jnp.float32))
+  return parallel.global_mean(2.0 - 2.0 * _cosine(p, z), axis_name)
+
+
+def simsiam_loss(p: jax.Array, z: jax.Array, axis_name: str | None = None) -> jax.Array:
+  """SimSiam negative cosine similarity D(p, stopgrad(z)) (Chen & He 2021, eqs. 1 and 3).
+
+  Args:
+    p: [local_batch, dim] predictor outputs of one view.
+    z: [local_batch, dim] projector outputs of the other view (gradient stopped:
+      the stop-gradient is what prevents collapse in SimSiam).
+    axis_name: mesh axis for the global-batch mean; None on a single device.
+
+  Returns:
+    -mean over the global batch of cos(p, z). The symmetrized loss of the paper
+    is 0.5 * (simsiam_loss(p1, z2) + simsiam_loss(p2, z1)).
+  """
+  p = p.astype(jnp.float32)
+  z = jax.lax.stop_gradient(z.astype(jnp.float32))
+  return parallel.global_mean(-_cosine(p, z), axis_name)
+
+
+def _off_diagonal_sum_of_squares(c: jax.Array) -> jax.Array:
+  return jnp.sum(c ** 2) - jnp.sum(jnp.diagonal(c) ** 2)
+
+
+def barlow_twins_loss(z1: jax.Array, z2: jax.Array, lambd: float = 0.0051,
+                      axis_name: str | None = None, eps: float = 1e-5) -> jax.Array:
+  """Barlow Twins redundancy-reduction loss (Zbontar et al. 2021, eqs. 1-2).
+
+  As the official code: each embedding is standardized per dimension by a
+  BatchNorm1d(affine=False) in training mode, synchronized over devices (global
+  batch mean and *biased* variance, eps=1e-5), the cross-correlation is
+  C = z1n^T z2n / global_batch (the local products are summed over devices), and
+  L = sum_i (1 - C_ii)^2 + lambd * sum_{i != j} C_ij^2.
+
+  Args:
+    z1, z2: [local_batch, dim] projector outputs of the two views.
+    lambd: weight of the redundancy-reduction (off-diagonal) term.
+    axis_name: mesh axis over which the batch is split; None on a single device.
+    eps: the BatchNorm epsilon added to the variance.
+
+  Returns:
+    The scalar loss of the global batch, identical on every device.
+  """
+  global_batch = parallel.psum(z1.shape[0], axis_name)  # a static int: local size x devices
+
+  def standardize(z):
+    z = z.astype(jnp.float32)
+    # Equal local batches, so the mean of the per-device means is the global mean.
+    mean = parallel.pmean(jnp.mean(z, axis=0), axis_name)
+    var = parallel.pmean(jnp.mean((z - mean) ** 2, axis=0), axis_name)
+    return (z - mean) / jnp.sqrt(var + eps)
+
+  z1n, z2n = standardize(z1), standardize(z2)
+  # The [dim, dim] matrix is summed over devices, as the official all_reduce(c).
+  c = parallel.psum(z1n.T @ z2n, axis_name) / global_batch
+  on_diagonal = jnp.sum((1.0 - jnp.diagonal(c)) ** 2)
+  return on_diagonal + lambd * _off_diagonal_sum_of_squares(c)
+
+
+def vicreg_loss(z1: jax.Array, z2: jax.Array, sim_coeff: float = 25.0,
+                std_coeff: float = 25.0, cov_coeff: float = 1.0,
+                axis_name: str | None = None) -> jax.Array:
+  """VICReg: variance-invariance-covariance regularization (Bardes et al. 2022, eqs. 1-6).
+
+  Follows the official code (facebookresearch/vicreg, main_vicreg.py):
+    invariance = MSE(z1, z2), mean over the batch and the dimensions;
+    variance   = mean_d relu(1 - sqrt(Var(z1_d) + 1e-4)) / 2 + the same for z2;
+    covariance = sum_{i != j} Cov(z1)_ij^2 / dim + the same for z2;
+    loss = sim_coeff * invariance + std_coeff * variance + cov_coeff * covariance.
+  Var and Cov are unbiased (divide by global_batch - 1) over the global batch.
+
+  Args:
+    z1, z2: [local_batch, dim] expander outputs of the two views.
+    axis_name: mesh axis over which the batch is split; None on a single device.
+
+  Returns:
+    The scalar loss of the global batch, identical on every device.
+  """
+  z1 = z1.astype(jnp.float32)
+  z2 = z2.astype(jnp.float32)
+  dim = z1.shape[1]
+  invariance = parallel.global_mean(jnp.mean((z1 - z2) ** 2, axis=1), axis_name)
+
+  def variance_and_covariance(z):
+    # The official code gathers the embeddings of all devices (FullGatherLayer):
+    # [global_batch, dim] is smaller than a [dim, dim] all-reduce when dim is large.
+    z = parallel.all_gather(z, axis_name)
+    n = z.shape[0]
+    z = z - jnp.mean(z, axis=0)
+    std = jnp.sqrt(jnp.sum(z ** 2, axis=0) / (n - 1) + 1e-4)
+    cov = (z.T @ z) / (n - 1)
+    terms = jnp.mean(jax.nn.relu(1.0 - std)), _off_diagonal_sum_of_squares(cov) / dim
+    # Every device now holds the same values, but shard_map types a gather's output
+    # as device-varying. The pmean is numerically the identity; it marks the terms
+    # as replicated, and its transpose (1/devices per copy) together with the
+    # gather's (a sum over devices) gives each device exactly its rows' gradient.
+    return parallel.pmean(terms, axis_name)
+
+  std1, cov1 = variance_and_covariance(z1)
+  std2, cov2 = variance_and_covariance(z2)
+  variance = std1 / 2 + std2 / 2
+  covariance = cov1 + cov2
+  return sim_coeff * invariance + std_coeff * variance + cov_coeff * covariance
+
+
+def moco_infonce(q: jax.Array, k: jax.Array, queue: jax.Array, temperature: float = 0.2,
+                 axis_name: str | None = None) -> jax.Array:
+  """MoCo's InfoNCE with a queue of negatives (He et al. 2020, eq. 1 and Algorithm 1).
+
+  Args:
+    q: [local_batch, dim] queries (query encoder), normalized here.
+    k: [local_batch, dim] keys of the same images (momentum encoder), normalized
+      here; row i is the positive of q[i]. Gradient stopped.
+    queue: [queue_size, dim] already normalized keys of earlier batches, the
+      negatives. Gradient stopped.
+    temperature: tau.
+    axis_name: mesh axis for the global-batch mean; None on a single device.
+
+  Returns:
+    Mean over the global batch of -log( exp(q.k+/tau) / (exp(q.k+/tau) +
+    sum_queue exp(q.k-/tau)) ), i.e. cross-entropy with the positive at index 0.
+  """
+  q = l2_normalize(q.astype(jnp.float32))
+  k = jax.lax.stop_gradient(l2_normalize(k.astype(jnp.float32)))
+  queue = jax.lax.stop_gradient(queue.astype(jnp.float32))
+  positive = jnp.sum(q * k, axis=1, keepdims=True)  # [B, 1]
+  negatives = q @ queue.T  # [B, queue_size]
+  logits = jnp.concatenate([positive, negatives], axis=1) / temperature
+  per_example = jax.nn.logsumexp(logits, axis=1) - logits[:, 0]
+  return parallel.global_mean(per_example, axis_name)
+
+
+def dino_loss(student_logits: jax.Array, teacher_logits: jax.Array, center: jax.Array,
+              student_temp: float = 0.1, teacher_temp: float = 0.04,
+              axis_name: str | None = None) -> jax.Array:
+  """DINO self-distillation cross-entropy (Caron et al. 2021, eq. 1 and Algorithm 1).
+
+  As the official DINOLoss: teacher probabilities are softmax((t - center) /
+  teacher_temp) with the gradient stopped; for each teacher view i (the two global
+  crops) and each student view v != i, the cross-entropy
+  sum_K -P_t log softmax(s / student_temp) is averaged over the batch; the result is
+  the mean over those 2 * (n_crops - 1) pairs.
+
+  Args:
+    student_logits: [n_crops, local_batch, K]; the two global crops come first.
+    teacher_logits: [2, local_batch, K], the teacher's outputs on the global crops.
+    center: [K] (or [1, K]) running center of the teacher logits, see
+      `dino_center_update`.
+    student_temp, teacher_temp: temperatures (the teacher's is usually scheduled by
+      the caller).
+    axis_name: mesh axis for the global-batch mean; None on a single device.
+
+  Returns:
+    The scalar loss of the global batch, identical on every device.
+  """
+  n_crops = student_logits.shape[0]
+  teacher = jax.nn.softmax(
+      (teacher_logits.astype(jnp.float32) - center) / teacher_temp, axis=-1)
+  teacher = jax.lax.stop_gradient(teacher)  # [2, B, K]
+  student = jax.nn.log_softmax(student_logits.astype(jnp.float32) / student_temp, axis=-1)
+  # cross_entropy[i, v, b] = -sum_K teacher[i, b] * student[v, b]
+  cross_entropy = -jnp.einsum("ibk,vbk->ivb", teacher, student)
+  per_pair = parallel.pmean(jnp.mean(cross_entropy, axis=2), axis_name)  # [2, n_crops]
+  # A student view is never matched with the teacher's output on the same crop.
+  not_same_view = jnp.arange(2)[:, None] != jnp.arange(n_crops)[None, :]
+  return jnp.sum(jnp.where(not_same_view, per_pair, 0.0)) / jnp.sum(not_same_view)
+
+
+def dino_center_update(center: jax.Array, teacher_logits: jax.Array, momentum: float = 0.9,
+                       axis_name: str | None = None) -> jax.Array:
+  """DINO's center EMA (Caron et al. 2021, eq. 4; official DINOLoss.update_center).
+
+  center <- momentum * center + (1 - momentum) * mean of the teacher logits over both
+  global views and the global batch (the official code all-reduces the batch sum).
+
+  Args:
+    center: [K] or [1, K].
+    teacher_logits: [2, local_batch, K].
+    momentum: m.
+    axis_name: mesh axis over which the batch is split; None on a single device.
+
+  Returns:
+    The new center, same shape as `center`, identical on every device. (No
+    stop-gradient: the update is state bookkeeping, never differentiated in training.)
+  """
+  batch_center = parallel.pmean(jnp.mean(teacher_logits.astype(jnp.float32), axis=(0, 1)), axis_name)
+  return momentum * center + (1.0 - momentum) * batch_center.reshape(center.shape)
+
+
+def sinkhorn_knopp(scores: jax.Array, epsilon: float = 0.05, iterations: int = 3,
+                   axis_name: str | None = None) -> jax.Array:
+  """SwAV's equipartitioned soft assignments (Caron et al. 2020, eq. 3; official
+  `distributed_sinkhorn`).
+
+  Q = exp(scores / epsilon)^T is [K, B_global] (split over devices along B). After
+  normalizing its total to 1, each iteration scales the rows (prototypes) to sum to
+  1/K and the columns (examples) to sum to 1/B_global; row sums are summed over
+  devices, column sums are local. Returns (B_global * Q)^T, whose rows sum to 1.
+
+  Args:
+    scores: [local_batch, K] similarities of the (normalized) features to the
+      (normalized) prototypes.
+    epsilon: entropy regularization.
+    iterations: Sinkhorn-Knopp iterations (3 in SwAV).
+    axis_name: mesh axis over which the batch is split; None on a single device.
+
+  Returns:
+    [local_batch, K] soft codes, gradient stopped.
+  """
+  scores = jax.lax.stop_gradient(scores.astype(jnp.float32))
+  # Subtracting the global maximum scales Q by one constant, which the first
+  # normalization removes; it keeps exp() from overflowing (the official code gives
+  # inf/NaN once a score exceeds ~88 * epsilon). Scores more than ~87 * epsilon below
+  # the maximum still underflow to 0 in float32.
+  global_max = jnp.max(parallel.all_gather(jnp.max(scores)[None], axis_name))
+  q = jnp.exp((scores - global_max) / epsilon).T  # [K, local_batch]
+  num_prototypes = q.shape[0]
+  global_batch = parallel.psum(q.shape[1], axis_name)  # a static int: local size x devices
+
+  q = q / parallel.psum(jnp.sum(q), axis_name)
+  for _ in range(iterations):
+    # Every prototype gets the same total mass 1/K over the global batch...
+    q = q / parallel.psum(jnp.sum(q, axis=1, keepdims=True), axis_name)
+    q = q / num_prototypes
+    # ...and every example the same mass 1/B_global.
+    q = q / jnp.sum(q, axis=0, keepdims=True)
+    q = q / global_batch
+  return (q * global_batch).T

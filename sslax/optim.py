@@ -9,9 +9,10 @@ decay and trust-scale every leaf.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -70,3 +71,69 @@ def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       name="lars", base_lr=0.3, lr_scaling="linear", warmup_steps=10, weight_decay=1e-6,
       momentum=0.9, nesterov=False, trust_coefficient=0.001, b1=0.9, b2=0.999))
+
+
+# ----------------------------------------------------------------------------
+# Target networks (BYOL, MoCo, DINO): an exponential moving average of parameters.
+# ----------------------------------------------------------------------------
+
+def target_momentum_schedule(base_tau: float, total_steps: int) -> optax.Schedule:
+  """BYOL's target decay rate (Grill et al. 2020, section 3.2):
+  tau_k = 1 - (1 - tau_base) * (cos(pi k / K) + 1) / 2, from tau_base at k = 0 to 1 at
+  k = K = total_steps, and 1 afterwards (the official code clips k to K)."""
+  def schedule(count):
+    k = jnp.minimum(jnp.asarray(count, jnp.float32), total_steps)
+    return 1.0 - (1.0 - base_tau) * (jnp.cos(jnp.pi * k / total_steps) + 1.0) / 2.0
+  return schedule
+
+
+def update_target(target: Any, params: Any, step: jax.typing.ArrayLike,
+                  tau_schedule: optax.Schedule) -> Any:
+  """target <- tau_k * target + (1 - tau_k) * params, with tau_k = tau_schedule(step)."""
+  tau = tau_schedule(step)
+  return optax.incremental_update(new_tensors=params, old_tensors=target, step_size=1.0 - tau)
+
+
+class EmaTargetState(NamedTuple):
+  count: jax.Array  # int32 scalar: how many times the target has been updated
+  target: Any  # the target network's parameters, same tree as the online ones
+
+
+def ema_target(tau_schedule: optax.Schedule) -> optax.GradientTransformation:
+  """The target network as an Optax-style transform: the state is the target.
+
+  `init(params)` copies the online parameters; `update(updates, state, params)`
+  returns `updates` unchanged and moves the target towards `params`:
+  target <- tau_k * target + (1 - tau_k) * params with k = state.count (so the
+  first update uses tau_0 = tau_base).
+
+  Which params: BYOL (official byol_experiment.py) averages in the *new* online
+  parameters, after the optimizer step. Inside `optax.chain(optimizer, ema_target)`
+  the `params` argument would be the parameters *before* the step (chain hands every
+  transform the same params, and the updates are not params), so the target would
+  lag one step. Use it outside the chain instead, after applying the updates:
+
+      updates, opt_state = optimizer.update(grads, opt_state, params)
+      params = optax.apply_updates(params, updates)
+      _, target_state = target_tx.update(updates, target_state, params)
+
+  `update_target` is the same rule as a pure function of (target, params, step).
+
+  Why not `optax.ema`: it is an EMA of the *updates* (gradients), started from
+  zeros and debiased by 1 - decay^k, and it replaces the updates with that
+  average. A target network is an EMA of the *parameters*, started from the
+  online parameters, not debiased, and it must not change the updates.
+  """
+  def init(params):
+    # A real copy: the target must not share buffers with the online params, or
+    # donating a train state holding both would donate one buffer twice.
+    return EmaTargetState(count=jnp.zeros([], jnp.int32),
+                          target=jax.tree.map(jnp.copy, params))
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("ema_target.update needs the online params to average in")
+    target = update_target(state.target, params, state.count, tau_schedule)
+    return updates, EmaTargetState(count=optax.safe_increment(state.count), target=target)
+
+  return optax.GradientTransformation(init, update)

@@ -159,3 +159,29 @@ def test_train_and_evaluate_writes_eval_json(data_dir, tmp_path):
   assert results["pretrained"]["feature_dim"] == saved["pretrained"]["feature_dim"]
   assert os.path.exists(os.path.join(workdir, "metrics.jsonl"))
   assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir))
+
+
+@pytest.mark.parametrize("name", sorted(
+    f[:-3] for f in os.listdir(os.path.join(REPO, "configs")) if f.endswith(".py")))
+def test_every_config_file_validates_and_builds(name):
+  """Each experiment config passes validation and its networks and views trace, without data."""
+  import importlib.util
+
+  import jax.numpy as jnp
+
+  from sslax.methods import get_method
+
+  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "configs", f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  config_lib.validate(config)
+  channels = 1 if config.data.name == "fashion_mnist" else 3
+  size = config.data.image_size
+  model = get_method(config.method.name).build(config)
+  shapes = jax.eval_shape(lambda: train.init_variables(model, config, channels))
+  assert shapes["params"]
+  views = jax.eval_shape(
+      train.make_views_fn(config, {"mean": (0.5,) * channels, "std": (0.25,) * channels}),
+      jax.ShapeDtypeStruct((2, size, size, channels), jnp.uint8), jax.ShapeDtypeStruct((2,), jnp.int32))
+  assert [v.shape for v in views] == [(2, size, size, channels)] * len(config.views)

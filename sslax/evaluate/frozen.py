@@ -73,7 +73,8 @@ def evaluate_run(config: ml_collections.ConfigDict, model, state, mesh, workdir:
   """Evaluates the trained encoder in `state`; writes WORKDIR/eval.json and prints a table."""
   from sslax.train import dataset_info, init_variables, open_split
 
-  train_source = open_split(config, config.data.train_split)
+  train_split = config.eval.train_split or config.data.train_split
+  train_source = open_split(config, train_split)
   test_source = open_split(config, config.data.test_split)
   info = dataset_info(config, train_source)
   limit = None if config.eval.max_train_examples < 0 else config.eval.max_train_examples
@@ -83,7 +84,7 @@ def evaluate_run(config: ml_collections.ConfigDict, model, state, mesh, workdir:
   num_classes = train_source.num_classes
 
   results = {"step": int(parallel.to_host(state.step)), "dataset": config.data.name,
-             "train_split": config.data.train_split, "test_split": config.data.test_split}
+             "train_split": train_split, "test_split": config.data.test_split}
   trained = {"params": state.params, "batch_stats": state.batch_stats}
   results["pretrained"] = _probe(
       "pretrained encoder", embed(trained, train_source, limit), embed(trained, test_source),
