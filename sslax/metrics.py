@@ -23,15 +23,26 @@ def _format_duration(seconds: float) -> str:
 
 
 class MetricWriter:
-  def __init__(self, workdir: str, *, tensorboard: bool = True):
+  """Appends to WORKDIR/metrics.jsonl. A run resumed from the checkpoint at step k first
+  drops the records after step k that the interrupted run wrote: the resumed run
+  recomputes those very steps (the data and augmentation are functions of the step),
+  so each step appears once."""
+
+  def __init__(self, workdir: str, *, start_step: int = 0, tensorboard: bool = True):
     self.enabled = jax.process_index() == 0
     self._jsonl = None
     self._tb = None
     if not self.enabled:
       return
     os.makedirs(workdir, exist_ok=True)
-    # Appending keeps the log of an interrupted run; a resumed run continues it.
-    self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", buffering=1)
+    path = os.path.join(workdir, "metrics.jsonl")
+    if os.path.exists(path):
+      with open(path) as f:
+        kept = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= start_step]
+      with open(path + ".tmp", "w") as f:
+        f.writelines(kept)
+      os.replace(path + ".tmp", path)
+    self._jsonl = open(path, "a", buffering=1)
     if tensorboard:
       from tensorboardX import SummaryWriter  # writes event files without TensorFlow's summary ops
       self._tb = SummaryWriter(logdir=workdir)

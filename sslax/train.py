@@ -167,7 +167,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> tuple[TrainState, 
       source, global_batch=config.batch_size, seed=config.seed, start_step=start_step)
   device_batches = parallel.device_prefetch(
       ({"image": b["image"], "position": b["position"]} for b in batches), mesh)
-  writer = metrics_lib.MetricWriter(workdir)
+  writer = metrics_lib.MetricWriter(workdir, start_step=start_step)
   progress = metrics_lib.Progress(config.total_steps, config.batch_size, start_step)
   train_start = time.perf_counter()
   step = start_step

@@ -71,6 +71,23 @@ def test_resume_equals_uninterrupted_run(data_dir, tmp_path):
   assert int(jax.device_get(state.step)) == 4
 
 
+def test_resume_after_crash_logs_each_step_once(data_dir, tmp_path):
+  """A run killed after logging step 3 (checkpoint at 2) resumes at 2; step 3 is not doubled."""
+  config = tiny_config(data_dir)
+  workdir = str(tmp_path / "run")
+  first = tiny_config(data_dir)
+  first.total_steps = 3
+  first.checkpoint_every_steps = 2
+  train.train(first, workdir)
+  # Simulate the crash: the checkpoint written at the end (step 3) never happened.
+  import shutil
+  shutil.rmtree(os.path.join(workdir, "checkpoints", "3"))
+  train.train(config, workdir)
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    steps = [json.loads(line)["step"] for line in f]
+  assert steps == [1, 2, 3, 4]
+
+
 def test_corrupt_latest_checkpoint_falls_back_to_previous(data_dir, tmp_path, caplog):
   config = tiny_config(data_dir)
   workdir = str(tmp_path / "run")
@@ -159,6 +176,13 @@ def test_train_and_evaluate_writes_eval_json(data_dir, tmp_path):
   assert results["pretrained"]["feature_dim"] == saved["pretrained"]["feature_dim"]
   assert os.path.exists(os.path.join(workdir, "metrics.jsonl"))
   assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir))
+
+  # --mode=evaluate: the newest checkpoint, without training further.
+  os.remove(os.path.join(workdir, "eval.json"))
+  again = train.evaluate_latest(config, workdir)
+  assert again["step"] == 2
+  np.testing.assert_allclose(again["pretrained"]["linear_probe"]["accuracy"],
+                             saved["pretrained"]["linear_probe"]["accuracy"])
 
 
 @pytest.mark.parametrize("name", sorted(

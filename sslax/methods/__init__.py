@@ -6,10 +6,13 @@ Adding a method is one entry in `METHODS`; the trainer never changes.
 from __future__ import annotations
 
 from sslax.methods.base import Method
-from sslax.methods import simclr
+from sslax.methods import barlow_twins, simclr, simsiam, vicreg
 
 METHODS: dict[str, Method] = {
     "simclr": simclr.METHOD,
+    "simsiam": simsiam.METHOD,
+    "barlow_twins": barlow_twins.METHOD,
+    "vicreg": vicreg.METHOD,
 }
 
 
