@@ -25,16 +25,24 @@ import ml_collections
 import numpy as np
 import pytest
 
-from sslax.models import (ENCODERS, MLP, ConvNet, ResNet, build_encoder,
-                          feature_dim, resnet18, resnet34, resnet50)
+from sslax.models import (
+  ENCODERS,
+  MLP,
+  ConvNet,
+  ResNet,
+  build_encoder,
+  feature_dim,
+  resnet18,
+  resnet34,
+  resnet50,
+)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def abstract_variables(model, shape):
   """Variables as ShapeDtypeStructs: traced, never computed."""
-  return jax.eval_shape(
-      lambda: model.init(jax.random.key(0), jnp.zeros(shape), train=False))
+  return jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape), train=False))
 
 
 def init(model, x):
@@ -52,8 +60,7 @@ def init(model, x):
 
 def apply_train(model, variables, x):
   """Jitted train-mode forward: ``(features, {"batch_stats": ...})``."""
-  return jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))(
-      variables, x)
+  return jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))(variables, x)
 
 
 def apply_eval(model, variables, x):
@@ -67,11 +74,14 @@ def num_params(variables):
 # ----------------------------------------------------------------- ResNet ---
 
 
-@pytest.mark.parametrize("factory, expected", [
+@pytest.mark.parametrize(
+  "factory, expected",
+  [
     (resnet18, 11_176_512),
     (resnet34, 21_284_672),
     (resnet50, 23_508_032),
-])
+  ],
+)
 def test_resnet_param_count_matches_torchvision(factory, expected):
   variables = abstract_variables(factory(), (1, 224, 224, 3))
   assert num_params(variables) == expected
@@ -83,18 +93,20 @@ def test_cifar_stem_only_changes_the_first_conv():
   assert num_params(variables) == 11_176_512 - 9_408 + 1_728
 
 
-@pytest.mark.parametrize("factory, stem, hw, dim", [
+@pytest.mark.parametrize(
+  "factory, stem, hw, dim",
+  [
     (resnet18, "imagenet", 224, 512),
     (resnet18, "cifar", 32, 512),
     (resnet34, "cifar", 32, 512),
     (resnet50, "imagenet", 224, 2048),
     (resnet50, "cifar", 32, 2048),
-])
+  ],
+)
 def test_resnet_feature_shapes(factory, stem, hw, dim):
   model = factory(stem=stem)
   variables = abstract_variables(model, (2, hw, hw, 3))
-  out = jax.eval_shape(
-      lambda v: model.apply(v, jnp.zeros((2, hw, hw, 3)), train=False), variables)
+  out = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((2, hw, hw, 3)), train=False), variables)
   assert out.shape == (2, dim)
   assert out.dtype == jnp.float32
 
@@ -111,8 +123,8 @@ def test_resnet_spatial_reduction():
     model = ResNet(stage_sizes=(1, 1, 1, 1), num_filters=8, stem=stem)
     x = jnp.zeros((1, hw, hw, 3))
     _, state = jax.eval_shape(
-        lambda: model.init_with_output(jax.random.key(0), x, train=False,
-                                       capture_intermediates=True))
+      lambda: model.init_with_output(jax.random.key(0), x, train=False, capture_intermediates=True)
+    )
     return state["intermediates"]["stage4_block1"]["__call__"][0].shape
 
   assert last_map_shape("imagenet", 224) == (1, 7, 7, 64)
@@ -132,14 +144,14 @@ def test_small_resnet_runs_and_updates_batch_stats(block, stem):
   assert not np.allclose(before, after)
   # Eval mode uses the running averages: no batch dependence.
   single = apply_eval(model, variables, x[:1])
-  np.testing.assert_allclose(single, apply_eval(model, variables, x)[:1],
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(single, apply_eval(model, variables, x)[:1], rtol=1e-5, atol=1e-5)
 
 
 def test_zero_init_last_bn():
   def block_scales(zero_init):
-    model = ResNet(stage_sizes=(1, 1), block="basic", num_filters=4,
-                   stem="cifar", zero_init_last_bn=zero_init)
+    model = ResNet(
+      stage_sizes=(1, 1), block="basic", num_filters=4, stem="cifar", zero_init_last_bn=zero_init
+    )
     params = init(model, jnp.zeros((1, 8, 8, 3)))["params"]
     block = params["stage2_block1"]
     return block["BatchNorm_1"]["scale"], block["proj_bn"]["scale"]
@@ -162,7 +174,9 @@ def test_bfloat16_compute_keeps_float32_params():
 # ---------------------------------------------------------------- ConvNet ---
 
 
-@pytest.mark.parametrize("kwargs, shape, dim", [
+@pytest.mark.parametrize(
+  "kwargs, shape, dim",
+  [
     ({}, (28, 28, 1), 128),
     ({"pool": "flatten"}, (28, 28, 1), 4 * 4 * 128),  # 28 -> 14 -> 7 -> 4
     ({"pool": "flatten"}, (32, 32, 3), 4 * 4 * 128),  # 32 -> 16 -> 8 -> 4
@@ -170,7 +184,8 @@ def test_bfloat16_compute_keeps_float32_params():
     ({"pool": "flatten", "downsample": "avgpool"}, (28, 28, 1), 4 * 4 * 128),
     ({"widths": (16, 32), "blocks_per_stage": 2}, (32, 32, 3), 32),
     ({"widths": (16, 32), "pool": "flatten", "stem_stride": 1}, (32, 32, 3), 16 * 16 * 32),
-])
+  ],
+)
 def test_convnet_shapes(kwargs, shape, dim):
   model = ConvNet(**kwargs)
   x = jax.random.normal(jax.random.key(0), (3,) + shape)
@@ -182,8 +197,7 @@ def test_convnet_shapes(kwargs, shape, dim):
 
 
 def test_convnet_layer_count():
-  params = abstract_variables(ConvNet(widths=(8, 16, 32), blocks_per_stage=2),
-                              (1, 28, 28, 1))["params"]
+  params = abstract_variables(ConvNet(widths=(8, 16, 32), blocks_per_stage=2), (1, 28, 28, 1))["params"]
   assert sum(k.startswith("stage") and "conv" in k for k in params) == 6
 
 
@@ -292,15 +306,18 @@ SYNC_BN_SCRIPT = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def sync_bn_result():
-  env = dict(os.environ,
-             XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu",
-             PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-  proc = subprocess.run([sys.executable, "-c", SYNC_BN_SCRIPT], env=env,
-                        capture_output=True, text=True, timeout=300)
+  env = dict(
+    os.environ,
+    XLA_FLAGS="--xla_force_host_platform_device_count=8",
+    JAX_PLATFORMS="cpu",
+    PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+  )
+  proc = subprocess.run(
+    [sys.executable, "-c", SYNC_BN_SCRIPT], env=env, capture_output=True, text=True, timeout=300
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT")][-1]
-  return json.loads(line[len("RESULT"):])
+  return json.loads(line[len("RESULT") :])
 
 
 def test_sync_bn_matches_single_device_full_batch(sync_bn_result):
@@ -322,13 +339,16 @@ def test_per_device_bn_differs_from_full_batch(sync_bn_result):
 # ------------------------------------------------------ build_encoder ---
 
 
-@pytest.mark.parametrize("cfg, shape, dim", [
+@pytest.mark.parametrize(
+  "cfg, shape, dim",
+  [
     ({"name": "resnet18", "stem": "cifar"}, (32, 32, 3), 512),
     ({"name": "resnet34"}, (64, 64, 3), 512),
     ({"name": "resnet50", "width_multiplier": 2.0}, (64, 64, 3), 4096),
     ({"name": "convnet", "widths": [16, 32], "pool": "flatten"}, (28, 28, 1), 7 * 7 * 32),
     ({"name": "convnet"}, (28, 28, 1), 128),
-])
+  ],
+)
 def test_build_encoder(cfg, shape, dim):
   model = build_encoder(ml_collections.ConfigDict(cfg), bn_axis_name="data")
   assert model.bn_axis_name == "data"
@@ -354,9 +374,11 @@ def test_build_encoder_unknown_key():
   assert "widths" in str(err.value) and "blocks_per_stage" in str(err.value)
   # A ResNet key is not a ConvNet key and vice versa; keys fixed by a factory
   # (resnet18's stage_sizes) and the argument-only bn_axis_name are refused too.
-  for bad in ({"name": "convnet", "stem": "cifar"},
-              {"name": "resnet18", "widths": (8,)},
-              {"name": "resnet18", "stage_sizes": (1, 1)},
-              {"name": "resnet50", "bn_axis_name": "data"}):
+  for bad in (
+    {"name": "convnet", "stem": "cifar"},
+    {"name": "resnet18", "widths": (8,)},
+    {"name": "resnet18", "stage_sizes": (1, 1)},
+    {"name": "resnet50", "bn_axis_name": "data"},
+  ):
     with pytest.raises(ValueError, match="valid keys"):
       build_encoder(ml_collections.ConfigDict(bad))

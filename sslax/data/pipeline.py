@@ -26,14 +26,17 @@ from sslax.data import fashion_mnist
 
 # Per-channel mean/std of [0, 1] pixels on the training split, for normalization.
 DATASET_INFO = {
-    # Computed from the 60000 real training images (Debian's dataset-fashion-mnist).
-    "fashion_mnist": dict(mean=(0.2860,), std=(0.3530,), num_classes=10, image_size=28, channels=1),
-    "cifar10": dict(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
-                    num_classes=10, image_size=32, channels=3),
-    "stl10": dict(mean=(0.4467, 0.4398, 0.4066), std=(0.2603, 0.2566, 0.2713),
-                  num_classes=10, image_size=96, channels=3),
-    "imagenet2012": dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                         num_classes=1000, image_size=224, channels=3),
+  # Computed from the 60000 real training images (Debian's dataset-fashion-mnist).
+  "fashion_mnist": dict(mean=(0.2860,), std=(0.3530,), num_classes=10, image_size=28, channels=1),
+  "cifar10": dict(
+    mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), num_classes=10, image_size=32, channels=3
+  ),
+  "stl10": dict(
+    mean=(0.4467, 0.4398, 0.4066), std=(0.2603, 0.2566, 0.2713), num_classes=10, image_size=96, channels=3
+  ),
+  "imagenet2012": dict(
+    mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), num_classes=1000, image_size=224, channels=3
+  ),
 }
 
 # With in_memory=None, splits whose decoded pixels fit in this many bytes are loaded whole.
@@ -44,175 +47,192 @@ _PREPARE_FORMAT = {"imagenet2012": "array_record"}
 
 
 class DatasetNotFoundError(RuntimeError):
-    """The prepared TFDS data is missing; the message says where we looked and how to fix it."""
+  """The prepared TFDS data is missing; the message says where we looked and how to fix it."""
 
 
 # ----------------------------------------------------------------------------- sources
 
 
 class Source:
-    """A split with random access: `get(indices int [B]) -> dict(image uint8 [B, H, W, C], label int32 [B])`."""
+  """A split with random access: `get(indices int [B]) -> dict(image uint8 [B, H, W, C], label int32 [B])`."""
 
-    num_classes: int
-    image_shape: tuple[int, int, int]  # (H, W, C); C = 1 for grayscale
+  num_classes: int
+  image_shape: tuple[int, int, int]  # (H, W, C); C = 1 for grayscale
 
-    def __len__(self) -> int:
-        raise NotImplementedError
+  def __len__(self) -> int:
+    raise NotImplementedError
 
-    def get(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+  def get(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    raise NotImplementedError
 
 
 class InMemorySource(Source):
-    """The whole split as numpy arrays: images uint8 [N, H, W, C], labels int [N]."""
+  """The whole split as numpy arrays: images uint8 [N, H, W, C], labels int [N]."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, num_classes: int):
-        assert images.dtype == np.uint8 and images.ndim == 4 and len(images) == len(labels)
-        self.images, self.labels = images, labels.astype(np.int32)
-        self.num_classes = num_classes
-        self.image_shape = tuple(images.shape[1:])
+  def __init__(self, images: np.ndarray, labels: np.ndarray, num_classes: int):
+    assert images.dtype == np.uint8 and images.ndim == 4 and len(images) == len(labels)
+    self.images, self.labels = images, labels.astype(np.int32)
+    self.num_classes = num_classes
+    self.image_shape = tuple(images.shape[1:])
 
-    def __len__(self) -> int:
-        return len(self.images)
+  def __len__(self) -> int:
+    return len(self.images)
 
-    def get(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(image=self.images[indices], label=self.labels[indices])
+  def get(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    return dict(image=self.images[indices], label=self.labels[indices])
 
 
 class RandomAccessSource(Source):
-    """Reads examples on demand from a `tfds.data_source` (ArrayRecord/Parquet), for big splits.
+  """Reads examples on demand from a `tfds.data_source` (ArrayRecord/Parquet), for big splits.
 
-    Each image is decoded, its shorter side resized to image_size and center-cropped to
-    image_size x image_size on the host; random crops happen later on the accelerator.
-    """
+  Each image is decoded, its shorter side resized to image_size and center-cropped to
+  image_size x image_size on the host; random crops happen later on the accelerator.
+  """
 
-    def __init__(self, data_source, image_size: int, num_classes: int, channels: int,
-                 num_threads: int | None = None):
-        self.data_source = data_source
-        self.image_size = image_size
-        self.num_classes = num_classes
-        self.image_shape = (image_size, image_size, channels)
-        # Decoding (PIL) and reading release the GIL, so threads give real parallelism.
-        self.num_threads = num_threads or min(32, os.cpu_count() or 1)
-        self._pool = concurrent.futures.ThreadPoolExecutor(self.num_threads, thread_name_prefix="sslax-decode")
+  def __init__(
+    self, data_source, image_size: int, num_classes: int, channels: int, num_threads: int | None = None
+  ):
+    self.data_source = data_source
+    self.image_size = image_size
+    self.num_classes = num_classes
+    self.image_shape = (image_size, image_size, channels)
+    # Decoding (PIL) and reading release the GIL, so threads give real parallelism.
+    self.num_threads = num_threads or min(32, os.cpu_count() or 1)
+    self._pool = concurrent.futures.ThreadPoolExecutor(self.num_threads, thread_name_prefix="sslax-decode")
 
-    def __len__(self) -> int:
-        return len(self.data_source)
+  def __len__(self) -> int:
+    return len(self.data_source)
 
-    def _load(self, indices: np.ndarray) -> list[tuple[np.ndarray, int]]:
-        # One record at a time: the pool already parallelizes, and tfds.testing.mock_data's
-        # data source only mocks __getitem__ correctly (its __getitems__ lacks `self`).
-        examples = [self.data_source[int(i)] for i in indices]
-        return [(resize_center_crop(ex["image"], self.image_size), int(ex["label"])) for ex in examples]
+  def _load(self, indices: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    # One record at a time: the pool already parallelizes, and tfds.testing.mock_data's
+    # data source only mocks __getitem__ correctly (its __getitems__ lacks `self`).
+    examples = [self.data_source[int(i)] for i in indices]
+    return [(resize_center_crop(ex["image"], self.image_size), int(ex["label"])) for ex in examples]
 
-    def get(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        chunks = np.array_split(np.asarray(indices), min(self.num_threads, max(1, len(indices))))
-        loaded = [x for part in self._pool.map(self._load, chunks) for x in part]
-        images = np.stack([im for im, _ in loaded]) if loaded else np.zeros((0, *self.image_shape), np.uint8)
-        return dict(image=images, label=np.array([lb for _, lb in loaded], np.int32))
+  def get(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    chunks = np.array_split(np.asarray(indices), min(self.num_threads, max(1, len(indices))))
+    loaded = [x for part in self._pool.map(self._load, chunks) for x in part]
+    images = np.stack([im for im, _ in loaded]) if loaded else np.zeros((0, *self.image_shape), np.uint8)
+    return dict(image=images, label=np.array([lb for _, lb in loaded], np.int32))
 
 
 def resize_center_crop(image: np.ndarray, size: int) -> np.ndarray:
-    """uint8 [H, W, C] -> uint8 [size, size, C]: shorter side to `size` (bilinear, antialiased), center crop."""
-    h, w, c = image.shape
-    if (h, w) != (size, size):
-        scale = size / min(h, w)
-        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-        pil = Image.fromarray(image[..., 0] if c == 1 else image)
-        top, left = (nh - size) // 2, (nw - size) // 2
-        pil = pil.resize((nw, nh), Image.BILINEAR).crop((left, top, left + size, top + size))
-        image = np.asarray(pil).reshape(size, size, c)
-    return image
+  """uint8 [H, W, C] -> uint8 [size, size, C]: shorter side to `size` (bilinear, antialiased), center crop."""
+  h, w, c = image.shape
+  if (h, w) != (size, size):
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    pil = Image.fromarray(image[..., 0] if c == 1 else image)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    pil = pil.resize((nw, nh), Image.BILINEAR).crop((left, top, left + size, top + size))
+    image = np.asarray(pil).reshape(size, size, c)
+  return image
 
 
 # ------------------------------------------------------------------------- open_source
 
 
 def _missing_message(name: str, builder, data_dir: str | None) -> str:
-    looked_in = builder.data_dir if builder is not None else data_dir
-    where = f" --data_dir={data_dir}" if data_dir else ""
-    if name == "fashion_mnist":
-        fix = fashion_mnist.missing_source_message() or ""
-    elif name == "imagenet2012":
-        fix = (f"ImageNet cannot be downloaded automatically. Put ILSVRC2012_img_train.tar and "
-               f"ILSVRC2012_img_val.tar (from https://image-net.org/download-images) in a folder MANUAL "
-               f"and run `tfds build imagenet2012 --manual_dir=MANUAL --file_format=array_record{where}`.")
-    else:
-        fix = (f"Rerun with `--config.data.download=True` on a machine with network access, or run "
-               f"`tfds build {name}{where}` there and copy the folder.")
-    return f"TFDS dataset {name!r} is not prepared (looked in {looked_in}). {fix}"
+  looked_in = builder.data_dir if builder is not None else data_dir
+  where = f" --data_dir={data_dir}" if data_dir else ""
+  if name == "fashion_mnist":
+    fix = fashion_mnist.missing_source_message() or ""
+  elif name == "imagenet2012":
+    fix = (
+      f"ImageNet cannot be downloaded automatically. Put ILSVRC2012_img_train.tar and "
+      f"ILSVRC2012_img_val.tar (from https://image-net.org/download-images) in a folder MANUAL "
+      f"and run `tfds build imagenet2012 --manual_dir=MANUAL --file_format=array_record{where}`."
+    )
+  else:
+    fix = (
+      f"Rerun with `--config.data.download=True` on a machine with network access, or run "
+      f"`tfds build {name}{where}` there and copy the folder."
+    )
+  return f"TFDS dataset {name!r} is not prepared (looked in {looked_in}). {fix}"
 
 
 def _prepared_builder(name: str, data_dir: str | None, download: bool):
-    """The TFDS builder of an already prepared dataset, preparing it first where allowed."""
-    if name == "fashion_mnist":
-        try:  # local idx files, no network: always allowed, a no-op once built
-            fashion_mnist.prepare_fashion_mnist(data_dir)
-        except FileNotFoundError as e:
-            raise DatasetNotFoundError(_missing_message(name, None, data_dir)) from e
-    builder = tfds.builder(name, data_dir=data_dir)
-    if not builder.data_path.exists():
-        if not download:
-            raise DatasetNotFoundError(_missing_message(name, builder, data_dir))
-        try:
-            builder.download_and_prepare(file_format=_PREPARE_FORMAT.get(name))
-        except Exception as e:  # no network, missing manual files, ...
-            raise DatasetNotFoundError(f"{_missing_message(name, builder, data_dir)} (Preparing failed: {e})") from e
-    return builder
+  """The TFDS builder of an already prepared dataset, preparing it first where allowed."""
+  if name == "fashion_mnist":
+    try:  # local idx files, no network: always allowed, a no-op once built
+      fashion_mnist.prepare_fashion_mnist(data_dir)
+    except FileNotFoundError as e:
+      raise DatasetNotFoundError(_missing_message(name, None, data_dir)) from e
+  builder = tfds.builder(name, data_dir=data_dir)
+  if not builder.data_path.exists():
+    if not download:
+      raise DatasetNotFoundError(_missing_message(name, builder, data_dir))
+    try:
+      builder.download_and_prepare(file_format=_PREPARE_FORMAT.get(name))
+    except Exception as e:  # no network, missing manual files, ...
+      raise DatasetNotFoundError(
+        f"{_missing_message(name, builder, data_dir)} (Preparing failed: {e})"
+      ) from e
+  return builder
 
 
-def open_source(name: str, split: str, *, data_dir: str | None = None, image_size: int | None = None,
-                in_memory: bool | None = None, download: bool = False) -> Source:
-    """Opens a TFDS split as a `Source`.
+def open_source(
+  name: str,
+  split: str,
+  *,
+  data_dir: str | None = None,
+  image_size: int | None = None,
+  in_memory: bool | None = None,
+  download: bool = False,
+) -> Source:
+  """Opens a TFDS split as a `Source`.
 
-    data_dir None is TFDS's default ($TFDS_DATA_DIR or ~/tensorflow_datasets). image_size None
-    keeps fixed-size images as they are (variable-size ones go to DATASET_INFO's size).
-    in_memory None loads the split whole when its decoded pixels fit IN_MEMORY_MAX_BYTES (or
-    when it was prepared without random access, e.g. TFRecord). Raises DatasetNotFoundError
-    when the data is not prepared and cannot be.
-    """
-    builder = _prepared_builder(name, data_dir, download)
-    info = builder.info
-    native = tuple(info.features["image"].shape)  # (H, W, C), H and W None if they vary
-    image_size = image_size or native[0] or DATASET_INFO[name]["image_size"]
-    num_classes = info.features["label"].num_classes
-    random_access = bool(info.available_file_formats() & tfds.core.FileFormat.with_random_access())
-    if in_memory is None:
-        pixels = info.splits[split].num_examples * image_size * image_size * native[2]
-        in_memory = not random_access or pixels <= IN_MEMORY_MAX_BYTES
-    if in_memory:
-        return _load_in_memory(builder, split, image_size, num_classes)
-    try:  # TFDS decides whether a prepared format supports random access
-        records = builder.as_data_source(split=split)
-    except NotImplementedError as e:  # e.g. TFRecord
-        raise ValueError(f"{name} in {builder.data_dir} is stored as {info.file_format.value}, which has no "
-                         f"random access; rebuild it with `tfds build {name} --file_format=array_record` "
-                         "or pass in_memory=True.") from e
-    return RandomAccessSource(records, image_size, num_classes, native[2])
+  data_dir None is TFDS's default ($TFDS_DATA_DIR or ~/tensorflow_datasets). image_size None
+  keeps fixed-size images as they are (variable-size ones go to DATASET_INFO's size).
+  in_memory None loads the split whole when its decoded pixels fit IN_MEMORY_MAX_BYTES (or
+  when it was prepared without random access, e.g. TFRecord). Raises DatasetNotFoundError
+  when the data is not prepared and cannot be.
+  """
+  builder = _prepared_builder(name, data_dir, download)
+  info = builder.info
+  native = tuple(info.features["image"].shape)  # (H, W, C), H and W None if they vary
+  image_size = image_size or native[0] or DATASET_INFO[name]["image_size"]
+  num_classes = info.features["label"].num_classes
+  random_access = bool(info.available_file_formats() & tfds.core.FileFormat.with_random_access())
+  if in_memory is None:
+    pixels = info.splits[split].num_examples * image_size * image_size * native[2]
+    in_memory = not random_access or pixels <= IN_MEMORY_MAX_BYTES
+  if in_memory:
+    return _load_in_memory(builder, split, image_size, num_classes)
+  try:  # TFDS decides whether a prepared format supports random access
+    records = builder.as_data_source(split=split)
+  except NotImplementedError as e:  # e.g. TFRecord
+    raise ValueError(
+      f"{name} in {builder.data_dir} is stored as {info.file_format.value}, which has no "
+      f"random access; rebuild it with `tfds build {name} --file_format=array_record` "
+      "or pass in_memory=True."
+    ) from e
+  return RandomAccessSource(records, image_size, num_classes, native[2])
 
 
 def _load_in_memory(builder, split: str, image_size: int, num_classes: int) -> InMemorySource:
-    """Decodes the whole split with tf.data (parallel, in C++) into numpy arrays."""
-    info = builder.info
-    if info.file_format in tfds.core.FileFormat.with_random_access():
-        # TFDS feeds Parquet to tf.data one Python example at a time; fetching the raw records
-        # at once and decoding them in a parallel tf.data map is ~2.5x faster (Fashion-MNIST).
-        raw = builder.as_data_source(split=split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
-        records = [bytes(r) for r in raw.__getitems__(range(len(raw)))]
-        ds = tf.data.Dataset.from_tensor_slices(records).map(
-            info.features.deserialize_example, num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = builder.as_dataset(split=split, shuffle_files=False)  # file order = data_source order
-    ds = ds.map(lambda ex: (ex["image"], ex["label"]), num_parallel_calls=tf.data.AUTOTUNE)
-    native = tuple(info.features["image"].shape)
-    if native[:2] == (image_size, image_size):
-        parts = list(ds.batch(8192).as_numpy_iterator())
-    else:  # other sizes: resize one by one on the host, the same way RandomAccessSource does
-        parts = [(resize_center_crop(im, image_size)[None], lb[None]) for im, lb in ds.as_numpy_iterator()]
-    if not parts:
-        raise ValueError(f"split {split!r} of {builder.name} in {builder.data_dir} has no examples")
-    images, labels = (np.concatenate(p) for p in zip(*parts))
-    return InMemorySource(images, labels, num_classes)
+  """Decodes the whole split with tf.data (parallel, in C++) into numpy arrays."""
+  info = builder.info
+  if info.file_format in tfds.core.FileFormat.with_random_access():
+    # TFDS feeds Parquet to tf.data one Python example at a time; fetching the raw records
+    # at once and decoding them in a parallel tf.data map is ~2.5x faster (Fashion-MNIST).
+    raw = builder.as_data_source(split=split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
+    records = [bytes(r) for r in raw.__getitems__(range(len(raw)))]
+    ds = tf.data.Dataset.from_tensor_slices(records).map(
+      info.features.deserialize_example, num_parallel_calls=tf.data.AUTOTUNE
+    )
+  else:
+    ds = builder.as_dataset(split=split, shuffle_files=False)  # file order = data_source order
+  ds = ds.map(lambda ex: (ex["image"], ex["label"]), num_parallel_calls=tf.data.AUTOTUNE)
+  native = tuple(info.features["image"].shape)
+  if native[:2] == (image_size, image_size):
+    parts = list(ds.batch(8192).as_numpy_iterator())
+  else:  # other sizes: resize one by one on the host, the same way RandomAccessSource does
+    parts = [(resize_center_crop(im, image_size)[None], lb[None]) for im, lb in ds.as_numpy_iterator()]
+  if not parts:
+    raise ValueError(f"split {split!r} of {builder.name} in {builder.data_dir} has no examples")
+  images, labels = (np.concatenate(p) for p in zip(*parts))
+  return InMemorySource(images, labels, num_classes)
 
 
 # ------------------------------------------------------------------------------ order
@@ -220,149 +240,174 @@ def _load_in_memory(builder, split: str, image_size: int, num_classes: int) -> I
 
 @functools.lru_cache(maxsize=4)  # a batch spans at most two epochs; ImageNet's costs ~20 ms
 def _permutation(seed: int, epoch: int, n: int) -> np.ndarray:
-    perm = np.random.default_rng((seed, epoch)).permutation(n)
-    perm.setflags(write=False)  # shared through the cache
-    return perm
+  perm = np.random.default_rng((seed, epoch)).permutation(n)
+  perm.setflags(write=False)  # shared through the cache
+  return perm
 
 
-def global_batch_indices(step: int, global_batch: int, num_examples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The examples of global batch `step` -> (indices int64 [global_batch], positions int64 [global_batch]).
+def global_batch_indices(
+  step: int, global_batch: int, num_examples: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+  """The examples of global batch `step` -> (indices int64 [global_batch], positions int64 [global_batch]).
 
-    Stream position p = step * global_batch + i; epoch = p // N; index = permutation(seed, epoch)[p % N].
-    """
-    positions = step * global_batch + np.arange(global_batch, dtype=np.int64)
-    epochs, offsets = np.divmod(positions, num_examples)
-    indices = np.empty(global_batch, np.int64)
-    for epoch in np.unique(epochs):
-        at = epochs == epoch
-        indices[at] = _permutation(seed, int(epoch), num_examples)[offsets[at]]
-    return indices, positions
+  Stream position p = step * global_batch + i; epoch = p // N; index = permutation(seed, epoch)[p % N].
+  """
+  positions = step * global_batch + np.arange(global_batch, dtype=np.int64)
+  epochs, offsets = np.divmod(positions, num_examples)
+  indices = np.empty(global_batch, np.int64)
+  for epoch in np.unique(epochs):
+    at = epochs == epoch
+    indices[at] = _permutation(seed, int(epoch), num_examples)[offsets[at]]
+  return indices, positions
 
 
 def _host_slice(global_batch: int, process_index: int | None, process_count: int | None) -> slice:
-    """This host's contiguous part of a global batch."""
-    if process_index is None or process_count is None:
-        import jax  # only here: the data code itself does not need an accelerator runtime
+  """This host's contiguous part of a global batch."""
+  if process_index is None or process_count is None:
+    import jax  # only here: the data code itself does not need an accelerator runtime
 
-        process_index = jax.process_index() if process_index is None else process_index
-        process_count = jax.process_count() if process_count is None else process_count
-    if global_batch % process_count:
-        raise ValueError(f"global batch {global_batch} is not divisible by the process count {process_count}")
-    per_host = global_batch // process_count
-    return slice(process_index * per_host, (process_index + 1) * per_host)
-
-
-def host_batches(source: Source, *, global_batch: int, seed: int, start_step: int = 0,
-                 process_index: int | None = None, process_count: int | None = None,
-                 prefetch: int = 2) -> Iterator[dict[str, np.ndarray]]:
-    """Infinite stream of this host's slice of each global batch, from `start_step` on.
-
-    Yields dict(image uint8 [B/P, H, W, C], label int32 [B/P], position int64 [B/P]), B = global_batch,
-    P = process_count; positions are global stream positions. Loads `prefetch` batches ahead in a
-    daemon thread, which stops when the iterator is closed or garbage collected.
-    """
-    part = _host_slice(global_batch, process_index, process_count)
-    n = len(source)
-
-    def load(step: int) -> dict[str, np.ndarray]:
-        indices, positions = global_batch_indices(step, global_batch, n, seed)
-        return dict(source.get(indices[part]), position=positions[part])
-
-    return Prefetcher(map(load, itertools.count(start_step)), prefetch)
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+  if global_batch % process_count:
+    raise ValueError(f"global batch {global_batch} is not divisible by the process count {process_count}")
+  per_host = global_batch // process_count
+  return slice(process_index * per_host, (process_index + 1) * per_host)
 
 
-def eval_batches(source: Source, batch_size: int, *, process_index: int | None = None,
-                 process_count: int | None = None, prefetch: int = 2) -> Iterator[dict[str, np.ndarray]]:
-    """One ordered pass over the split in global batches of `batch_size`, this host's slice of each.
+def host_batches(
+  source: Source,
+  *,
+  global_batch: int,
+  seed: int,
+  start_step: int = 0,
+  process_index: int | None = None,
+  process_count: int | None = None,
+  prefetch: int = 2,
+) -> Iterator[dict[str, np.ndarray]]:
+  """Infinite stream of this host's slice of each global batch, from `start_step` on.
 
-    Yields dict(image uint8 [b, H, W, C], label int32 [b], mask bool [b]), b = batch_size / P. The last
-    batch is padded with example 0 and mask False, so every example is counted exactly once and all
-    hosts run the same number of steps.
-    """
-    part = _host_slice(batch_size, process_index, process_count)
-    n = len(source)
+  Yields dict(image uint8 [B/P, H, W, C], label int32 [B/P], position int64 [B/P]), B = global_batch,
+  P = process_count; positions are global stream positions. Loads `prefetch` batches ahead in a
+  daemon thread, which stops when the iterator is closed or garbage collected.
+  """
+  part = _host_slice(global_batch, process_index, process_count)
+  n = len(source)
 
-    def load(step: int) -> dict[str, np.ndarray]:
-        positions = step * batch_size + np.arange(batch_size, dtype=np.int64)[part]
-        mask = positions < n
-        return dict(source.get(np.where(mask, positions, 0)), mask=mask)
+  def load(step: int) -> dict[str, np.ndarray]:
+    indices, positions = global_batch_indices(step, global_batch, n, seed)
+    return dict(source.get(indices[part]), position=positions[part])
 
-    return Prefetcher(map(load, range(-(-n // batch_size))), prefetch)
+  return Prefetcher(map(load, itertools.count(start_step)), prefetch)
+
+
+def eval_batches(
+  source: Source,
+  batch_size: int,
+  *,
+  process_index: int | None = None,
+  process_count: int | None = None,
+  prefetch: int = 2,
+) -> Iterator[dict[str, np.ndarray]]:
+  """One ordered pass over the split in global batches of `batch_size`, this host's slice of each.
+
+  Yields dict(image uint8 [b, H, W, C], label int32 [b], mask bool [b]), b = batch_size / P. The last
+  batch is padded with example 0 and mask False, so every example is counted exactly once and all
+  hosts run the same number of steps.
+  """
+  part = _host_slice(batch_size, process_index, process_count)
+  n = len(source)
+
+  def load(step: int) -> dict[str, np.ndarray]:
+    positions = step * batch_size + np.arange(batch_size, dtype=np.int64)[part]
+    mask = positions < n
+    return dict(source.get(np.where(mask, positions, 0)), mask=mask)
+
+  return Prefetcher(map(load, range(-(-n // batch_size))), prefetch)
 
 
 # --------------------------------------------------------------------------- prefetch
 
 
 class _Raised:
-    def __init__(self, error: BaseException):
-        self.error = error
+  def __init__(self, error: BaseException):
+    self.error = error
 
 
 _DONE = object()
 
 
 def _fill(items: Iterator, out: queue.Queue, stop: threading.Event) -> None:
-    """Thread body: moves `items` into `out` until exhausted or `stop` is set.
+  """Thread body: moves `items` into `out` until exhausted or `stop` is set.
 
-    It holds no reference to the Prefetcher, so dropping the iterator lets it be collected.
-    """
-    def put(x) -> bool:
-        while not stop.is_set():
-            try:
-                out.put(x, timeout=0.1)
-                return True
-            except queue.Full:
-                pass
-        return False
+  It holds no reference to the Prefetcher, so dropping the iterator lets it be collected.
+  """
 
-    try:
-        for item in items:
-            if not put(item):
-                return
-        put(_DONE)
-    except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
-        put(_Raised(e))
+  def put(x) -> bool:
+    while not stop.is_set():
+      try:
+        out.put(x, timeout=0.1)
+        return True
+      except queue.Full:
+        pass
+    return False
+
+  try:
+    for item in items:
+      if not put(item):
+        return
+    put(_DONE)
+  except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
+    put(_Raised(e))
 
 
 class Prefetcher(Iterator):
-    """Iterates over `items` computed `size` ahead in a daemon thread; `close()` (or GC) stops it."""
+  """Iterates over `items` computed `size` ahead in a daemon thread; `close()` (or GC) stops it."""
 
-    def __init__(self, items: Iterator, size: int = 2):
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, size))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=_fill, args=(items, self._queue, self._stop),
-                                        daemon=True, name="sslax-prefetch")
-        self._thread.start()
+  def __init__(self, items: Iterator, size: int = 2):
+    self._queue: queue.Queue = queue.Queue(maxsize=max(1, size))
+    self._stop = threading.Event()
+    self._thread = threading.Thread(
+      target=_fill, args=(items, self._queue, self._stop), daemon=True, name="sslax-prefetch"
+    )
+    self._thread.start()
 
-    def __next__(self):
-        if self._stop.is_set():
-            raise StopIteration
-        item = self._queue.get()
-        if item is _DONE or isinstance(item, _Raised):
-            self.close()
-            if item is _DONE:
-                raise StopIteration
-            raise item.error
-        return item
+  def __next__(self):
+    if self._stop.is_set():
+      raise StopIteration
+    item = self._queue.get()
+    if item is _DONE or isinstance(item, _Raised):
+      self.close()
+      if item is _DONE:
+        raise StopIteration
+      raise item.error
+    return item
 
-    def close(self) -> None:
-        """Stops the thread; it exits after the item it is computing (waited for up to 10 s)."""
-        self._stop.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=10)
+  def close(self) -> None:
+    """Stops the thread; it exits after the item it is computing (waited for up to 10 s)."""
+    self._stop.set()
+    if self._thread is not threading.current_thread():
+      self._thread.join(timeout=10)
 
-    def __del__(self):
-        if hasattr(self, "_stop"):
-            self._stop.set()  # no join: never block the garbage collector
+  def __del__(self):
+    if hasattr(self, "_stop"):
+      self._stop.set()  # no join: never block the garbage collector
 
-    def __enter__(self):
-        return self
+  def __enter__(self):
+    return self
 
-    def __exit__(self, *exc):
-        self.close()
+  def __exit__(self, *exc):
+    self.close()
 
 
 __all__ = [
-    "DATASET_INFO", "DatasetNotFoundError", "Source", "InMemorySource", "RandomAccessSource",
-    "open_source", "global_batch_indices", "host_batches", "eval_batches", "resize_center_crop",
+  "DATASET_INFO",
+  "DatasetNotFoundError",
+  "Source",
+  "InMemorySource",
+  "RandomAccessSource",
+  "open_source",
+  "global_batch_indices",
+  "host_batches",
+  "eval_batches",
+  "resize_center_crop",
 ]
