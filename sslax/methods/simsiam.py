@@ -5,7 +5,7 @@ and the symmetric negative-cosine loss with a stop-gradient on the targets:
   z = f(x) (projector output), p = h(z) (predictor output).
 
 No negatives, no momentum encoder: the stop-gradient alone prevents collapse
-(paper section 4). The stop-gradient lives in `losses.simsiam_loss`.
+(paper section 4.1). The stop-gradient lives in `losses.simsiam_loss`.
 
 Architecture (paper section 3 and the official code, facebookresearch/simsiam):
   projector: 3 layers, Dense-BN-ReLU, Dense-BN-ReLU, Dense-BN, all 2048 wide;

@@ -5,7 +5,7 @@ and a loss of three terms on the expander outputs over the global batch:
     + 25 * variance   (hinge keeping every dimension's std above 1)
     +  1 * covariance (off-diagonal covariances squared, driven to 0).
 
-Expander (paper section 4.2 and the official code, facebookresearch/vicreg):
+Expander (the paper and the official code, facebookresearch/vicreg):
 3 layers, 8192 wide, Dense-BN-ReLU on the two hidden layers, a plain Dense on the
 output (the official output layer has no bias; here it has one, which the
 variance and covariance terms ignore and the invariance term cancels between views).
@@ -33,7 +33,7 @@ from sslax.models.heads import MLP
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       name="vicreg",
-      sim_coeff=25.0,                 # lambda (paper section 4.2)
+      sim_coeff=25.0,                 # lambda (paper: 25 / 25 / 1)
       std_coeff=25.0,                 # mu
       cov_coeff=1.0,                  # nu
       projector_hidden=(8192, 8192),  # the paper's "expander": 3 layers, 8192 wide
