@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import ml_collections
 
-from sslax import losses, parallel
-from sslax.methods.base import Method
-from sslax.models import build_encoder
-from sslax.models.heads import MLP
+from sslax import losses
+from sslax.methods.base import Method, embed_views, encoder_with_projector
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -35,36 +32,14 @@ def defaults() -> ml_collections.ConfigDict:
   ))
 
 
-class BarlowTwinsNetworks(nn.Module):
-  encoder: nn.Module
-  projector: nn.Module
-
-  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-    """x: [B, H, W, C] -> embeddings [B, projector_dim]."""
-    return self.projector(self.encoder(x, train=train), train=train)
-
-  def encode(self, x: jax.Array, train: bool = False) -> jax.Array:
-    """x: [B, H, W, C] -> backbone features [B, D], the evaluated representation."""
-    return self.encoder(x, train=train)
-
-
 def build(config: ml_collections.ConfigDict) -> nn.Module:
-  axis = parallel.DATA_AXIS
-  cfg = config.method
-  return BarlowTwinsNetworks(
-      encoder=build_encoder(config.model, bn_axis_name=axis),
-      projector=MLP(hidden_dims=tuple(cfg.projector_hidden), out_dim=cfg.projector_dim,
-                    use_bn=True, last_bn=False, bn_axis_name=axis))
+  return encoder_with_projector(config, last_bn=False)
 
 
 def loss(model: nn.Module, variables: dict, views: list[jax.Array],
          cfg: ml_collections.ConfigDict, axis_name: str | None):
-  view1, view2 = views
-  local = view1.shape[0]
-  z, new_state = model.apply(variables, jnp.concatenate([view1, view2]), train=True,
-                             mutable=["batch_stats"])
-  value = losses.barlow_twins_loss(z[:local], z[local:], cfg.lambd, axis_name=axis_name)
-  return value, (new_state["batch_stats"], {})
+  (z1, z2), batch_stats = embed_views(model, variables, views)
+  return losses.barlow_twins_loss(z1, z2, cfg.lambd, axis_name=axis_name), (batch_stats, {})
 
 
 METHOD = Method(name="barlow_twins", defaults=defaults, build=build, loss=loss, num_views=2)
