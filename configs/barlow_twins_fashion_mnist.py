@@ -16,33 +16,14 @@ Not swept on this dataset.
 """
 
 from sslax import config as config_lib
-from sslax.data.augment import default_view_config
 from sslax.methods.barlow_twins import defaults as barlow_twins_defaults
-from sslax.models import encoder_config
 
 
 def get_config():
-  config = config_lib.base_config()
-  config.seed = 0
-  config.batch_size = 256
-  config.total_steps = 4000
-  config.log_every_steps = 50
-  config.checkpoint_every_steps = 500
-
-  config.data.name = "fashion_mnist"
-  config.data.image_size = 28
-
-  config.model = encoder_config("convnet", widths=(64, 128, 256))
-
-  config.method = barlow_twins_defaults()
-  config.method.projector_hidden = (1024, 1024)
-  config.method.projector_dim = 1024
-
-  view = default_view_config(
-      crop_scale=(0.5, 1.0), blur_p=0.0, jitter_p=0.8, brightness=0.4, contrast=0.4,
-      saturation=0.0, hue=0.0, gray_p=0.0, solarize_p=0.0)
-  config.views.view1 = view
-  config.views.view2 = view.copy_and_resolve_references()
+  method = barlow_twins_defaults()
+  method.projector_hidden = (1024, 1024)
+  method.projector_dim = 1024
+  config = config_lib.fashion_mnist_cpu(method)
 
   config.optimizer.name = "lars"
   config.optimizer.base_lr = 0.2       # x batch/256 (lr_scaling "linear")
