@@ -53,10 +53,7 @@ def benchmark(model_name: str, batch_size: int, image_size: int, channels: int, 
   model = method.build(config)
   schedule = optim.learning_rate_schedule(config.optimizer, batch_size, 10_000)
   tx = optim.make_optimizer(config.optimizer, schedule)
-  variables = train.init_variables(model, config, channels)
-  state = train.TrainState(step=np.zeros((), np.int32), params=variables["params"],
-                           batch_stats=variables["batch_stats"], opt_state=tx.init(variables["params"]))
-  state = parallel.replicate(jax.device_get(state), mesh)
+  state = parallel.replicate(train.initial_state(config, method, model, tx, channels), mesh)
   info = {"mean": (0.5,) * channels, "std": (0.25,) * channels}
   step_fn = parallel.sharded_step(
       train.make_train_step(method, model, tx, schedule, config, train.make_views_fn(config, info)), mesh)
@@ -64,7 +61,8 @@ def benchmark(model_name: str, batch_size: int, image_size: int, channels: int, 
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, size=(batch_size, image_size, image_size, channels), dtype=np.uint8)
   batches = [parallel.shard_host_batch(
-      {"image": images, "position": np.arange(i * batch_size, (i + 1) * batch_size)}, mesh)
+      {"image": images, "label": np.zeros(batch_size, np.int32),
+       "position": np.arange(i * batch_size, (i + 1) * batch_size)}, mesh)
       for i in range(2)]
 
   start = time.perf_counter()

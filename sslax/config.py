@@ -29,7 +29,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict(dict(
       name="fashion_mnist", train_split="train", test_split="test", data_dir="",
-      image_size=28, download=False, in_memory=True))
+      image_size=28, download=False, in_memory=True,
+      num_classes=0))           # 0: the dataset's (only the supervised baseline uses it)
   c.model = ml_collections.ConfigDict(dict(name="convnet"))
   c.method = ml_collections.ConfigDict(dict(name="simclr"))
   c.views = ml_collections.ConfigDict()   # view name -> augmentation config (sslax/data/augment.py)

@@ -6,7 +6,7 @@ knows which: the method turns a list of augmented views into a loss.
 One step, per device (run on every device by sslax/parallel.py):
   uint8 images --augment(key(seed, view, global position))--> views
   views --method.loss(axis_name="data")--> global-batch loss and gradients
-  gradients --optax--> new parameters
+  gradients --optax--> new parameters --method.update_state--> target network, queue, ...
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from sslax import metrics as metrics_lib
 from sslax import optim, parallel
 from sslax.data import augment, pipeline
 from sslax.methods import Method, get_method
+from sslax.methods.base import StepInputs
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class TrainState:
   params: Any
   batch_stats: Any
   opt_state: Any
+  method_state: Any  # the method's own state (target network, queue, center); {} if none
 
 
 def dataset_info(config: ml_collections.ConfigDict, source: pipeline.Source) -> dict:
@@ -68,11 +70,11 @@ def make_views_fn(config: ml_collections.ConfigDict, info: dict) -> Callable:
   """(images uint8 [b,H,W,C], positions int [b]) -> list of normalized float views."""
   base = jax.random.fold_in(jax.random.key(config.seed), _AUGMENT_STREAM)
   view_configs = list(config.views.values())
-  size = config.data.image_size
 
   def views_fn(images, positions):
     views = []
     for index, view_cfg in enumerate(view_configs):
+      size = augment.view_size(view_cfg, config.data.image_size)
       x = augment.augment_batch(jax.random.fold_in(base, index), images, positions, view_cfg, size)
       views.append(augment.normalize(x, info["mean"], info["std"]))
     return views
@@ -86,20 +88,23 @@ def make_train_step(method: Method, model: nn.Module, tx: optax.GradientTransfor
   axis = parallel.DATA_AXIS
 
   def per_device_step(state: TrainState, batch: dict):
-    views = views_fn(batch["image"], batch["position"])
+    inputs = StepInputs(views=views_fn(batch["image"], batch["position"]), labels=batch["label"],
+                        step=state.step, state=state.method_state)
 
     def loss_fn(params):
       variables = {"params": params, "batch_stats": state.batch_stats}
-      return method.loss(model, variables, views, config.method, axis)
+      return method.loss(model, variables, inputs, config.method, axis)
 
-    (loss, (batch_stats, method_metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     # grads are already the global-batch gradient: see sslax/parallel.py.
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    params, method_state = method.update_state(config, params, state.method_state, aux.outputs,
+                                               state.step)
     metrics = {"loss": loss, "learning_rate": schedule(state.step),
-               "grad_norm": optax.tree.norm(grads), **method_metrics}
-    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                              opt_state=opt_state)
+               "grad_norm": optax.tree.norm(grads), **aux.metrics}
+    new_state = state.replace(step=state.step + 1, params=params, batch_stats=aux.batch_stats,
+                              opt_state=opt_state, method_state=method_state)
     return new_state, metrics
 
   return per_device_step
@@ -120,18 +125,40 @@ def open_split(config: ml_collections.ConfigDict, split: str) -> pipeline.Source
   return source or open_source()
 
 
+def initial_state(config: ml_collections.ConfigDict, method: Method, model: nn.Module,
+                  tx: optax.GradientTransformation, channels: int) -> TrainState:
+  """The state at step 0, on the host."""
+  variables = init_variables(model, config, channels)
+  state = TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
+                     batch_stats=variables["batch_stats"], opt_state=tx.init(variables["params"]),
+                     method_state=method.init_state(config, variables))
+  return jax.device_get(state)
+
+
+def with_num_classes(config: ml_collections.ConfigDict, source: pipeline.Source):
+  """config with data.num_classes = the dataset's when it is 0 (the default); a copy."""
+  if config.data.get("num_classes", 0) > 0:
+    if config.data.num_classes != source.num_classes:
+      raise config_lib.ConfigError(
+          f"config.data.num_classes: {config.data.num_classes}, but {config.data.name} has "
+          f"{source.num_classes} classes; set it to {source.num_classes} or 0 (from the dataset)")
+    return config
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.data.num_classes = source.num_classes
+  return config
+
+
 def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
   """Everything a run needs, built (not compiled) after the config is validated."""
   method = get_method(config.method.name)
   source = open_split(config, config.data.train_split)
   info = dataset_info(config, source)
+  config = with_num_classes(config, source)
   model = method.build(config)
   schedule = optim.learning_rate_schedule(config.optimizer, config.batch_size, config.total_steps)
   tx = optim.make_optimizer(config.optimizer, schedule)
-  variables = init_variables(model, config, source.image_shape[-1])
-  state = TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
-                     batch_stats=variables["batch_stats"], opt_state=tx.init(variables["params"]))
-  state = parallel.replicate(jax.device_get(state), mesh)
+  state = parallel.replicate(initial_state(config, method, model, tx, source.image_shape[-1]), mesh)
   step_fn = parallel.sharded_step(
       make_train_step(method, model, tx, schedule, config, make_views_fn(config, info)), mesh)
   return method, source, info, model, state, step_fn
@@ -166,7 +193,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> tuple[TrainState, 
   batches = pipeline.host_batches(
       source, global_batch=config.batch_size, seed=config.seed, start_step=start_step)
   device_batches = parallel.device_prefetch(
-      ({"image": b["image"], "position": b["position"]} for b in batches), mesh)
+      ({"image": b["image"], "label": b["label"], "position": b["position"]} for b in batches), mesh)
   writer = metrics_lib.MetricWriter(workdir, start_step=start_step)
   progress = metrics_lib.Progress(config.total_steps, config.batch_size, start_step)
   train_start = time.perf_counter()

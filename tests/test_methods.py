@@ -17,6 +17,7 @@ import pytest
 
 from sslax import parallel, train
 from sslax.methods import get_method
+from sslax.methods.base import StepInputs
 from tests.helpers import tiny_config, write_tiny_fashion_mnist
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -84,9 +85,11 @@ def test_simsiam_gradient_reaches_predictor_and_encoder(data_dir):
   def loss_fn(params):
     # BatchNorm syncs over the mesh axis, so name it: a vmap over one "device".
     def per_device(views):
-      value, (_, metrics) = method.loss(model, {**variables, "params": params}, views,
-                                        config.method, parallel.DATA_AXIS)
-      return value, metrics
+      inputs = StepInputs(views=views, labels=jnp.zeros(8, jnp.int32), step=jnp.zeros((), jnp.int32),
+                          state={})
+      value, aux = method.loss(model, {**variables, "params": params}, inputs,
+                               config.method, parallel.DATA_AXIS)
+      return value, aux.metrics
     value, metrics = jax.vmap(per_device, axis_name=parallel.DATA_AXIS)([v[None] for v in views])
     return value[0], jax.tree.map(lambda m: m[0], metrics)
 

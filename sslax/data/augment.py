@@ -52,6 +52,7 @@ __all__ = [
     "augment_image",
     "augment_batch",
     "center_view",
+    "view_size",
     "normalize",
 ]
 
@@ -93,6 +94,9 @@ def default_view_config(**overrides) -> ml_collections.ConfigDict:
           blur_kernel_frac=0.1,
           solarize_p=0.0,
           solarize_threshold=0.5,
+          # Output side in pixels; 0: config.data.image_size. Multi-crop (DINO, SwAV)
+          # gives its small local views their own size.
+          size=0,
       )
   )
   unknown = sorted(set(overrides) - set(cfg.keys()))
@@ -410,6 +414,11 @@ def _blur_radius(cfg, out_size: int) -> int:
 # -----------------------------------------------------------------------------
 # Views
 # -----------------------------------------------------------------------------
+
+
+def view_size(cfg, image_size: int) -> int:
+  """The output side of a view: its own ``size``, or the dataset's ``image_size``."""
+  return cfg.get("size", 0) or image_size
 
 
 def augment_image(key: jax.Array, image: jax.Array, cfg, out_size: int) -> jax.Array:

@@ -1,36 +1,68 @@
 """What a method file provides to the trainer.
 
-A method answers three questions: which networks it has (`build`), how a batch
-of views becomes a loss (`loss`), and which defaults it wants (`defaults`).
+A method answers: which networks it has (`build`), how a batch of views becomes a
+loss (`loss`), which defaults it wants (`defaults`) and, for methods that carry
+state between steps (a target network, a queue of negatives, a center), how that
+state starts (`init_state`) and moves after each optimizer step (`update_state`).
 
-`build(config)` returns a Flax module whose `__call__(x, train)` is what `loss`
-calls and whose `encode(x, train=False)` returns the representation that is
-evaluated (the backbone's features, before any projection head).
+`build(config)` returns a Flax module whose `__call__(x, train)` initializes every
+parameter and whose `encode(x, train=False)` returns the representation that is
+evaluated (the backbone's features, before any head).
 
-`loss(model, variables, views, cfg, axis_name)` returns
-`(loss, (new_batch_stats, metrics))`, where `views` is a list of
-[local_batch, H, W, C] float arrays, `cfg` is `config.method` and every statistic
-over the batch goes through `axis_name` (sslax/parallel.py). `loss` and `metrics`
-must be global-batch values.
+`loss(model, variables, inputs, cfg, axis_name)` returns `(loss, LossAux)`, where
+`inputs` is a `StepInputs`, `cfg` is `config.method` and every statistic over the
+batch goes through `axis_name` (sslax/parallel.py). `loss` and the metrics must be
+global-batch values; `LossAux.outputs` is handed to `update_state`.
+
+`init_state(config, variables)` -> a pytree, replicated on every device and saved in
+every checkpoint. `update_state(config, params, state, outputs, step)` -> `(params,
+state)` runs inside the step after the optimizer (BYOL averages the *new* online
+parameters into its target); it may also project `params` (SwAV normalizes its
+prototypes). Everything it returns must be the same on every device.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import optax
 
-from sslax import parallel
+from sslax import losses, optim, parallel
 from sslax.models import build_encoder
 from sslax.models.heads import MLP
 
 
-LossFn = Callable[[nn.Module, dict, list[jax.Array], ml_collections.ConfigDict, str | None],
-                  tuple[jax.Array, tuple[Any, dict]]]
+@flax.struct.dataclass
+class StepInputs:
+  """What the trainer hands a method's loss on each device at each step."""
+  views: list[jax.Array]  # normalized float views, [local_batch, h, w, c] each, config.views order
+  labels: jax.Array       # int32 [local_batch]; only the supervised baseline reads them
+  step: jax.Array         # int32 scalar: the index of the optimizer step being taken
+  state: Any              # the method's state (see module docstring); {} for stateless methods
+
+
+class LossAux(NamedTuple):
+  batch_stats: Any        # the online network's new BatchNorm statistics
+  metrics: dict           # extra scalars to log (global-batch values)
+  outputs: Any = None     # whatever update_state needs (gathered keys, teacher logits, ...)
+
+
+LossFn = Callable[[nn.Module, dict, StepInputs, ml_collections.ConfigDict, str | None],
+                  tuple[jax.Array, LossAux]]
+
+
+def no_state(config: ml_collections.ConfigDict, variables: dict) -> Any:
+  return {}
+
+
+def keep_state(config, params, state, outputs, step):
+  return params, state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +71,9 @@ class Method:
   defaults: Callable[[], ml_collections.ConfigDict]
   build: Callable[[ml_collections.ConfigDict], nn.Module]
   loss: LossFn
-  num_views: int = 2
+  num_views: int | None = 2  # None: multi-crop, any number >= 2 with the 2 global views first
+  init_state: Callable[[ml_collections.ConfigDict, dict], Any] = no_state
+  update_state: Callable[..., tuple[Any, Any]] = keep_state
 
 
 class EncoderWithHead(nn.Module):
@@ -56,20 +90,83 @@ class EncoderWithHead(nn.Module):
     return self.encoder(x, train=train)
 
 
+def projector_mlp(cfg: ml_collections.ConfigDict, *, last_bn: bool = False) -> MLP:
+  """An MLP of cfg.projector_hidden / cfg.projector_dim, BatchNorm synced over the mesh axis."""
+  return MLP(hidden_dims=tuple(cfg.projector_hidden), out_dim=cfg.projector_dim,
+             use_bn=True, last_bn=last_bn, bn_axis_name=parallel.DATA_AXIS)
+
+
+def predictor_mlp(cfg: ml_collections.ConfigDict) -> MLP:
+  """cfg.projector_dim -> cfg.predictor_hidden -> cfg.projector_dim (BYOL, SimSiam, MoCo v3)."""
+  return MLP(hidden_dims=tuple(cfg.predictor_hidden), out_dim=cfg.projector_dim,
+             use_bn=True, last_bn=False, bn_axis_name=parallel.DATA_AXIS)
+
+
 def encoder_with_projector(config: ml_collections.ConfigDict, *, last_bn: bool = False) -> EncoderWithHead:
   """config.model's encoder + an MLP head of config.method.projector_hidden / projector_dim,
   every BatchNorm synchronized over the mesh axis."""
-  axis = parallel.DATA_AXIS
-  cfg = config.method
-  return EncoderWithHead(
-      encoder=build_encoder(config.model, bn_axis_name=axis),
-      projector=MLP(hidden_dims=tuple(cfg.projector_hidden), out_dim=cfg.projector_dim,
-                    use_bn=True, last_bn=last_bn, bn_axis_name=axis))
+  return EncoderWithHead(encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS),
+                         projector=projector_mlp(config.method, last_bn=last_bn))
+
+
+def apply_to_views(model: nn.Module, variables: dict, views: list[jax.Array], method=None):
+  """All views through the network in one call, so BatchNorm statistics cover every view
+  of the global batch (as the official SimCLR does): -> ([output_view, ...], new batch_stats).
+  The output may be a tuple of arrays (e.g. projections and predictions)."""
+  local = views[0].shape[0]
+  out, new_state = model.apply(variables, jnp.concatenate(views), train=True,
+                               mutable=["batch_stats"], method=method)
+  split = [jax.tree.map(lambda a, i=i: a[i * local:(i + 1) * local], out) for i in range(len(views))]
+  return split, new_state["batch_stats"]
 
 
 def embed_views(model: nn.Module, variables: dict, views: list[jax.Array]):
-  """All views through the network in one call, so BatchNorm statistics cover every view
-  of the global batch (as the official SimCLR does): -> ([z_view, ...], new batch_stats)."""
-  local = views[0].shape[0]
-  z, new_state = model.apply(variables, jnp.concatenate(views), train=True, mutable=["batch_stats"])
-  return [z[i * local:(i + 1) * local] for i in range(len(views))], new_state["batch_stats"]
+  """apply_to_views for single-array outputs: -> ([z_view, ...], new batch_stats)."""
+  return apply_to_views(model, variables, views)
+
+
+def normalized_std(z: jax.Array, axis_name: str | None) -> jax.Array:
+  """Mean over dimensions of the global-batch std of l2-normalized z (paper fig. 2):
+  about 1/sqrt(dim) for spread-out outputs, 0 when they collapse to one vector."""
+  z = jax.lax.stop_gradient(losses.l2_normalize(z))
+  mean = parallel.pmean(jnp.mean(z, axis=0), axis_name)
+  var = parallel.pmean(jnp.mean((z - mean) ** 2, axis=0), axis_name)
+  return jnp.mean(jnp.sqrt(var))
+
+
+# ----------------------------------------------------------------------------
+# Momentum target networks (BYOL, MoCo, DINO)
+# ----------------------------------------------------------------------------
+
+class TargetNetwork(NamedTuple):
+  ema: optim.EmaTargetState  # the Optax transform's state: update count and target params
+  batch_stats: Any           # the target's own BatchNorm statistics (it runs in train mode)
+
+
+def target_transform(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """config.method.base_momentum, cosine-increased to 1 over config.total_steps (BYOL 3.2)."""
+  return optim.ema_target(optim.target_momentum_schedule(config.method.base_momentum,
+                                                         config.total_steps))
+
+
+def init_target(config: ml_collections.ConfigDict, params: Any, batch_stats: Any) -> TargetNetwork:
+  """The target starts as a copy of (the part `params` of) the online network."""
+  return TargetNetwork(ema=target_transform(config).init(params),
+                       batch_stats=jax.tree.map(jnp.copy, batch_stats))
+
+
+def update_target(config: ml_collections.ConfigDict, target: TargetNetwork, params: Any,
+                  batch_stats: Any) -> TargetNetwork:
+  """One step of the target recursion towards the new online `params`; the target's
+  BatchNorm statistics are the ones its own forward pass just computed."""
+  _, ema = target_transform(config).update(None, target.ema, params)
+  return TargetNetwork(ema=ema, batch_stats=batch_stats)
+
+
+def target_variables(target: TargetNetwork) -> dict:
+  return {"params": target.ema.target, "batch_stats": target.batch_stats}
+
+
+def subtree(tree: dict, keys) -> dict:
+  """The top-level entries `keys` of a params / batch_stats dict (those that exist)."""
+  return {k: tree[k] for k in keys if k in tree}

@@ -10,11 +10,10 @@ across replicas; here `bn_axis_name` does it).
 from __future__ import annotations
 
 import flax.linen as nn
-import jax
 import ml_collections
 
 from sslax import losses
-from sslax.methods.base import Method, embed_views, encoder_with_projector
+from sslax.methods.base import LossAux, Method, StepInputs, embed_views, encoder_with_projector
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -31,10 +30,10 @@ def build(config: ml_collections.ConfigDict) -> nn.Module:
   return encoder_with_projector(config, last_bn=config.method.projector_last_bn)
 
 
-def loss(model: nn.Module, variables: dict, views: list[jax.Array],
+def loss(model: nn.Module, variables: dict, inputs: StepInputs,
          cfg: ml_collections.ConfigDict, axis_name: str | None):
-  (z1, z2), batch_stats = embed_views(model, variables, views)
-  return losses.nt_xent(z1, z2, cfg.temperature, axis_name=axis_name), (batch_stats, {})
+  (z1, z2), batch_stats = embed_views(model, variables, inputs.views)
+  return losses.nt_xent(z1, z2, cfg.temperature, axis_name=axis_name), LossAux(batch_stats, {})
 
 
 METHOD = Method(name="simclr", defaults=defaults, build=build, loss=loss, num_views=2)

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import ml_collections
 
 from sslax import losses, parallel
-from sslax.methods.base import Method
+from sslax.methods.base import (LossAux, Method, StepInputs, apply_to_views, normalized_std,
+                               predictor_mlp, projector_mlp)
 from sslax.models import build_encoder
-from sslax.models.heads import MLP
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -55,36 +54,18 @@ class SimSiamNetworks(nn.Module):
 
 
 def build(config: ml_collections.ConfigDict) -> nn.Module:
-  axis = parallel.DATA_AXIS
-  cfg = config.method
-  return SimSiamNetworks(
-      encoder=build_encoder(config.model, bn_axis_name=axis),
-      projector=MLP(hidden_dims=tuple(cfg.projector_hidden), out_dim=cfg.projector_dim,
-                    use_bn=True, last_bn=True, bn_axis_name=axis),
-      predictor=MLP(hidden_dims=tuple(cfg.predictor_hidden), out_dim=cfg.projector_dim,
-                    use_bn=True, last_bn=False, bn_axis_name=axis))
+  return SimSiamNetworks(encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS),
+                         projector=projector_mlp(config.method, last_bn=True),
+                         predictor=predictor_mlp(config.method))
 
 
-def _normalized_std(z: jax.Array, axis_name: str | None) -> jax.Array:
-  """Mean over dimensions of the global-batch std of l2-normalized z (paper fig. 2):
-  about 1/sqrt(dim) for spread-out outputs, 0 when they collapse to one vector."""
-  z = jax.lax.stop_gradient(losses.l2_normalize(z))
-  mean = parallel.pmean(jnp.mean(z, axis=0), axis_name)
-  var = parallel.pmean(jnp.mean((z - mean) ** 2, axis=0), axis_name)
-  return jnp.mean(jnp.sqrt(var))
-
-
-def loss(model: nn.Module, variables: dict, views: list[jax.Array],
+def loss(model: nn.Module, variables: dict, inputs: StepInputs,
          cfg: ml_collections.ConfigDict, axis_name: str | None):
-  view1, view2 = views
-  local = view1.shape[0]
-  (z, p), new_state = model.apply(variables, jnp.concatenate([view1, view2]), train=True,
-                                  mutable=["batch_stats"])
-  z1, z2, p1, p2 = z[:local], z[local:], p[:local], p[local:]
+  ((z1, p1), (z2, p2)), batch_stats = apply_to_views(model, variables, inputs.views)
   value = (0.5 * losses.simsiam_loss(p1, z2, axis_name=axis_name)
            + 0.5 * losses.simsiam_loss(p2, z1, axis_name=axis_name))
-  metrics = {"z_std": _normalized_std(z1, axis_name)}
-  return value, (new_state["batch_stats"], metrics)
+  metrics = {"z_std": normalized_std(z1, axis_name)}
+  return value, LossAux(batch_stats, metrics)
 
 
 METHOD = Method(name="simsiam", defaults=defaults, build=build, loss=loss, num_views=2)

@@ -20,11 +20,10 @@ views of the global batch (synced over devices by `bn_axis_name`), as simclr.py 
 from __future__ import annotations
 
 import flax.linen as nn
-import jax
 import ml_collections
 
 from sslax import losses
-from sslax.methods.base import Method, embed_views, encoder_with_projector
+from sslax.methods.base import LossAux, Method, StepInputs, embed_views, encoder_with_projector
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -42,12 +41,12 @@ def build(config: ml_collections.ConfigDict) -> nn.Module:
   return encoder_with_projector(config, last_bn=False)
 
 
-def loss(model: nn.Module, variables: dict, views: list[jax.Array],
+def loss(model: nn.Module, variables: dict, inputs: StepInputs,
          cfg: ml_collections.ConfigDict, axis_name: str | None):
-  (z1, z2), batch_stats = embed_views(model, variables, views)
+  (z1, z2), batch_stats = embed_views(model, variables, inputs.views)
   value = losses.vicreg_loss(z1, z2, sim_coeff=cfg.sim_coeff, std_coeff=cfg.std_coeff,
                              cov_coeff=cfg.cov_coeff, axis_name=axis_name)
-  return value, (batch_stats, {})
+  return value, LossAux(batch_stats, {})
 
 
 METHOD = Method(name="vicreg", defaults=defaults, build=build, loss=loss, num_views=2)
