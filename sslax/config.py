@@ -107,9 +107,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _require(config.eval.knn_k > 0, "eval.knn_k", "must be > 0")
 
   method = METHODS[config.method.name]
-  _require(len(config.views) == method.num_views, "views",
-           f"method {method.name!r} takes {method.num_views} views, the config defines "
-           f"{len(config.views)} ({sorted(config.views)})")
+  if method.num_views is None:  # multi-crop: 2 global views (first in sorted order), any locals
+    _require(len(config.views) >= 2, "views",
+             f"method {method.name!r} takes 2 global views and any number of local ones, the "
+             f"config defines {len(config.views)} ({sorted(config.views)})")
+  else:
+    _require(len(config.views) == method.num_views, "views",
+             f"method {method.name!r} takes {method.num_views} views, the config defines "
+             f"{len(config.views)} ({sorted(config.views)})")
   for name, view in config.views.items():
     for prob in [k for k in view.keys() if k.endswith("_p")]:
       _require(0.0 <= view[prob] <= 1.0, f"views.{name}.{prob}", f"a probability in [0, 1], got {view[prob]}")

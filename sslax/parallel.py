@@ -40,6 +40,19 @@ def all_gather(x: jax.Array, axis_name: str | None) -> jax.Array:
   return lax.all_gather(x, axis_name, tiled=True)
 
 
+def all_gather_replicated(x: jax.Array, axis_name: str | None) -> jax.Array:
+  """all_gather whose result shard_map knows is the same on every device, so it can go
+  into replicated state (a queue of keys): `lax.all_gather`'s result is typed as varying.
+  Each device writes its rows into zeros and a psum adds them (exact: one nonzero term
+  per element)."""
+  if axis_name is None:
+    return x
+  local = x.shape[0]
+  full = jnp.zeros((local * lax.axis_size(axis_name),) + x.shape[1:], x.dtype)
+  full = lax.dynamic_update_slice_in_dim(full, x, global_offset(local, axis_name), axis=0)
+  return lax.psum(full, axis_name)
+
+
 def global_offset(local_size: int, axis_name: str | None) -> jax.Array | int:
   """Index in the gathered batch of this device's first local example."""
   if axis_name is None:

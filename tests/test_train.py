@@ -210,4 +210,6 @@ def test_every_config_file_validates_and_builds(name):
   views = jax.eval_shape(
       train.make_views_fn(config, {"mean": (0.5,) * channels, "std": (0.25,) * channels}),
       jax.ShapeDtypeStruct((2, size, size, channels), jnp.uint8), jax.ShapeDtypeStruct((2,), jnp.int32))
-  assert [v.shape for v in views] == [(2, size, size, channels)] * len(config.views)
+  from sslax.data.augment import view_size
+  assert [v.shape for v in views] == [(2, view_size(v, size), view_size(v, size), channels)
+                                      for v in config.views.values()]
