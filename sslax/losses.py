@@ -223,6 +223,32 @@ def moco_infonce(q: jax.Array, k: jax.Array, queue: jax.Array, temperature: floa
   return parallel.global_mean(per_example, axis_name)
 
 
+def moco_v3_infonce(q: jax.Array, k: jax.Array, temperature: float = 1.0,
+                    axis_name: str | None = None) -> jax.Array:
+  """MoCo v3's InfoNCE against the keys of the global batch (Chen, Xie, He 2021, Algorithm 1
+  and the official `contrastive_loss`): no queue; the negatives of query i are the keys
+  of every other image of the global batch.
+
+  Args:
+    q: [local_batch, dim] queries (encoder + projector + predictor), normalized here.
+    k: [local_batch, dim] keys of the other view (momentum encoder), normalized here;
+      row i is the positive of q[i]. Gradient stopped.
+    temperature: tau (the paper: 1.0 for ResNet-50, 0.2 for ViT).
+    axis_name: mesh axis to gather the keys over; None on a single device.
+
+  Returns:
+    2 * tau * mean over the global batch of cross-entropy(q . k_all / tau, own index);
+    the factor 2 tau is the official code's (it makes the gradient scale independent of tau).
+  """
+  q = l2_normalize(q.astype(jnp.float32))
+  k = jax.lax.stop_gradient(l2_normalize(k.astype(jnp.float32)))
+  keys = parallel.all_gather(k, axis_name)  # [global_batch, dim]
+  logits = q @ keys.T / temperature  # [local_batch, global_batch]
+  own = jnp.arange(q.shape[0]) + parallel.global_offset(q.shape[0], axis_name)
+  per_example = jax.nn.logsumexp(logits, axis=1) - jnp.take_along_axis(logits, own[:, None], axis=1)[:, 0]
+  return 2.0 * temperature * parallel.global_mean(per_example, axis_name)
+
+
 def dino_loss(student_logits: jax.Array, teacher_logits: jax.Array, center: jax.Array,
               student_temp: float = 0.1, teacher_temp: float = 0.04,
               axis_name: str | None = None) -> jax.Array:

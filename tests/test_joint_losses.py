@@ -179,6 +179,24 @@ def test_moco_infonce_matches_paper_definition():
   assert np.all(np.asarray(grad_k) == 0) and np.all(np.asarray(grad_queue) == 0)
 
 
+def moco_v3_reference(q, k, temperature):
+  """The official contrastive_loss on one GPU, in NumPy (float64)."""
+  q = q / np.linalg.norm(q, axis=1, keepdims=True)
+  k = k / np.linalg.norm(k, axis=1, keepdims=True)
+  logits = q.astype(np.float64) @ k.T.astype(np.float64) / temperature
+  log_softmax = logits - np.log(np.sum(np.exp(logits - logits.max(1, keepdims=True)), 1,
+                                       keepdims=True)) - logits.max(1, keepdims=True)
+  return float(-np.mean(np.diag(log_softmax)) * 2 * temperature)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.2])
+def test_moco_v3_infonce_matches_official_code(temperature):
+  q, k = _normal(40, 12, 8), _normal(41, 12, 8)
+  np.testing.assert_allclose(float(losses.moco_v3_infonce(q, k, temperature)),
+                             moco_v3_reference(q, k, temperature), rtol=1e-5)
+  assert np.all(np.asarray(jax.grad(losses.moco_v3_infonce, argnums=1)(q, k, temperature)) == 0)
+
+
 @pytest.mark.parametrize("n_crops", [2, 4])
 def test_dino_loss_matches_official_code(n_crops):
   student, teacher = _normal(11, n_crops, 8, 10), _normal(12, 2, 8, 10)
@@ -286,6 +304,13 @@ def test_moco_on_8_devices_equals_global_batch():
   _assert_sharded_equals_global(
       lambda q, k, queue, ax: losses.moco_infonce(q, k, queue, 0.2, axis_name=ax),
       [q, k, queue], [BATCH_SPLIT, BATCH_SPLIT, P()])
+
+
+def test_moco_v3_on_8_devices_equals_global_batch():
+  q, k = _normal(42, BATCH, 8), _normal(43, BATCH, 8)
+  _assert_sharded_equals_global(
+      lambda q, k, ax: losses.moco_v3_infonce(q, k, 0.2, axis_name=ax),
+      [q, k], [BATCH_SPLIT, BATCH_SPLIT])
 
 
 def test_dino_loss_on_8_devices_equals_global_batch():

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from sslax import config as config_lib
 from sslax import losses, optim, parallel
 from sslax.models import build_encoder
 from sslax.models.heads import MLP
@@ -90,6 +91,38 @@ class EncoderWithHead(nn.Module):
     return self.encoder(x, train=train)
 
 
+class EncoderProjectorPredictor(nn.Module):
+  """A backbone, a projector and a predictor on top: SimSiam, BYOL, MoCo v3.
+  A momentum target copies only the `encoder` and `projector` and runs `project`."""
+  encoder: nn.Module
+  projector: nn.Module
+  predictor: nn.Module
+
+  def __call__(self, x: jax.Array, train: bool = True) -> tuple[jax.Array, jax.Array]:
+    """x: [B, H, W, C] -> (z, p): projections and predictions, both [B, projector_dim]."""
+    z = self.project(x, train=train)
+    return z, self.predictor(z, train=train)
+
+  def project(self, x: jax.Array, train: bool = True) -> jax.Array:
+    """x: [B, H, W, C] -> projections z [B, projector_dim]; needs no predictor parameters."""
+    return self.projector(self.encoder(x, train=train), train=train)
+
+  def encode(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """x: [B, H, W, C] -> backbone features [B, D], the evaluated representation."""
+    return self.encoder(x, train=train)
+
+
+TARGET_PARTS = ("encoder", "projector")  # what a momentum target copies of the online network
+
+
+def encoder_projector_predictor(config: ml_collections.ConfigDict, *,
+                                projector_last_bn: bool) -> EncoderProjectorPredictor:
+  return EncoderProjectorPredictor(
+      encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS),
+      projector=projector_mlp(config.method, last_bn=projector_last_bn),
+      predictor=predictor_mlp(config.method))
+
+
 def projector_mlp(cfg: ml_collections.ConfigDict, *, last_bn: bool = False) -> MLP:
   """An MLP of cfg.projector_hidden / cfg.projector_dim, BatchNorm synced over the mesh axis."""
   return MLP(hidden_dims=tuple(cfg.projector_hidden), out_dim=cfg.projector_dim,
@@ -143,10 +176,20 @@ class TargetNetwork(NamedTuple):
   batch_stats: Any           # the target's own BatchNorm statistics (it runs in train mode)
 
 
+MOMENTUM_SCHEDULES = ("cosine", "constant")
+
+
 def target_transform(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """config.method.base_momentum, cosine-increased to 1 over config.total_steps (BYOL 3.2)."""
-  return optim.ema_target(optim.target_momentum_schedule(config.method.base_momentum,
-                                                         config.total_steps))
+  """The target update with config.method.base_momentum, either cosine-increased to 1 over
+  config.total_steps (BYOL section 3.2; MoCo v3, DINO) or constant (MoCo v2's m = 0.999),
+  as config.method.momentum_schedule says."""
+  cfg = config.method
+  if cfg.momentum_schedule == "constant":
+    return optim.ema_target(optax.constant_schedule(cfg.base_momentum))
+  if cfg.momentum_schedule == "cosine":
+    return optim.ema_target(optim.target_momentum_schedule(cfg.base_momentum, config.total_steps))
+  raise config_lib.ConfigError(f"config.method.momentum_schedule: {cfg.momentum_schedule!r} is "
+                               f"not one of {list(MOMENTUM_SCHEDULES)}")
 
 
 def init_target(config: ml_collections.ConfigDict, params: Any, batch_stats: Any) -> TargetNetwork:

@@ -23,10 +23,9 @@ import flax.linen as nn
 import jax
 import ml_collections
 
-from sslax import losses, parallel
-from sslax.methods.base import (LossAux, Method, StepInputs, apply_to_views, normalized_std,
-                               predictor_mlp, projector_mlp)
-from sslax.models import build_encoder
+from sslax import losses
+from sslax.methods.base import (LossAux, Method, StepInputs, apply_to_views,
+                               encoder_projector_predictor, normalized_std)
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -38,25 +37,8 @@ def defaults() -> ml_collections.ConfigDict:
   ))
 
 
-class SimSiamNetworks(nn.Module):
-  encoder: nn.Module
-  projector: nn.Module
-  predictor: nn.Module
-
-  def __call__(self, x: jax.Array, train: bool = True) -> tuple[jax.Array, jax.Array]:
-    """x: [B, H, W, C] -> (z, p): projections and predictions, both [B, projector_dim]."""
-    z = self.projector(self.encoder(x, train=train), train=train)
-    return z, self.predictor(z, train=train)
-
-  def encode(self, x: jax.Array, train: bool = False) -> jax.Array:
-    """x: [B, H, W, C] -> backbone features [B, D], the evaluated representation."""
-    return self.encoder(x, train=train)
-
-
 def build(config: ml_collections.ConfigDict) -> nn.Module:
-  return SimSiamNetworks(encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS),
-                         projector=projector_mlp(config.method, last_bn=True),
-                         predictor=predictor_mlp(config.method))
+  return encoder_projector_predictor(config, projector_last_bn=True)
 
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,

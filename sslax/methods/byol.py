@@ -1,0 +1,71 @@
+"""BYOL (Grill et al. 2020): an online network (encoder, projector, predictor) learns to
+predict a slowly moving target network's projection of another view of the same image:
+
+  L = mean_b [ (2 - 2 cos(p1, sg(z2'))) + (2 - 2 cos(p2, sg(z1'))) ],
+  p = predictor(projector(encoder(x))) online, z' = projector'(encoder'(x)) target,
+  target' <- tau_k target' + (1 - tau_k) online, after every optimizer step,
+  tau_k = 1 - (1 - tau_base) (cos(pi k / K) + 1) / 2.
+
+As the official JAX implementation (deepmind-research/byol, byol_experiment.py): the two
+directions are summed, not averaged (so L is in [0, 8]); the target averages in the
+*new* online parameters after the optimizer step; the target runs in training mode
+(BatchNorm on the batch's statistics) and keeps its own running statistics.
+The target update is the Optax transform `sslax.optim.ema_target` on
+`optax.incremental_update`; its state (update count and target parameters) is the
+method state, saved in every checkpoint.
+
+Architecture (paper section 3.3): projector and predictor are Dense(4096)-BN-ReLU-Dense(256).
+Both views go through each network in one call, so BatchNorm statistics cover both views
+of the global batch (synced over devices).
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import ml_collections
+
+from sslax import losses
+from sslax.methods import base
+from sslax.methods.base import LossAux, Method, StepInputs
+
+
+def defaults() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      name="byol",
+      projector_hidden=(4096,),  # paper section 3.3
+      projector_dim=256,
+      predictor_hidden=(4096,),
+      base_momentum=0.996,       # tau_base (paper section 3.3, batch 4096)
+      momentum_schedule="cosine",
+  ))
+
+
+def build(config: ml_collections.ConfigDict) -> nn.Module:
+  return base.encoder_projector_predictor(config, projector_last_bn=False)
+
+
+def init_state(config: ml_collections.ConfigDict, variables: dict) -> dict:
+  return {"target": base.init_target(config, base.subtree(variables["params"], base.TARGET_PARTS),
+                                     base.subtree(variables["batch_stats"], base.TARGET_PARTS))}
+
+
+def loss(model: nn.Module, variables: dict, inputs: StepInputs,
+         cfg: ml_collections.ConfigDict, axis_name: str | None):
+  ((z1, p1), (z2, p2)), batch_stats = base.apply_to_views(model, variables, inputs.views)
+  target = inputs.state["target"]
+  (t1, t2), target_batch_stats = base.apply_to_views(
+      model, base.target_variables(target), inputs.views, method="project")
+  value = (losses.byol_loss(p1, t2, axis_name=axis_name)
+           + losses.byol_loss(p2, t1, axis_name=axis_name))
+  metrics = {"z_std": base.normalized_std(z1, axis_name)}
+  return value, LossAux(batch_stats, metrics, outputs={"target_batch_stats": target_batch_stats})
+
+
+def update_state(config: ml_collections.ConfigDict, params, state: dict, outputs: dict, step):
+  target = base.update_target(config, state["target"], base.subtree(params, base.TARGET_PARTS),
+                              outputs["target_batch_stats"])
+  return params, {"target": target}
+
+
+METHOD = Method(name="byol", defaults=defaults, build=build, loss=loss, num_views=2,
+                init_state=init_state, update_state=update_state)

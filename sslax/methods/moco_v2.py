@@ -1,0 +1,92 @@
+"""MoCo v2 (Chen, Fan, Girshick, He 2020; MoCo: He et al. 2020): a query encoder, a
+momentum key encoder, and InfoNCE of each query against its own key and a queue of
+keys from earlier batches:
+
+  q = normalize(g(f(view1))), k = normalize(g'(f'(view2))) (momentum encoder, no gradient)
+  L = mean_b -log( exp(q.k/T) / (exp(q.k/T) + sum_{n in queue} exp(q.n/T)) )
+  f', g' <- m f', g' + (1 - m) f, g after every step;  queue <- [keys of the global batch, queue]
+
+As the official code (facebookresearch/moco, moco/builder.py): the head is a 2-layer MLP
+without BatchNorm (Dense(2048)-ReLU-Dense(128)), m = 0.999 constant, T = 0.2, a queue of
+65536 normalized keys initialized at random, the loss computed in one direction only
+(queries from view 1, keys from view 2).
+
+The keys of all devices are gathered and enqueued every step in global-batch order, so
+every device holds the same queue, which is method state saved in every checkpoint.
+Departure: the official code shuffles the batch across GPUs for the key encoder ("shuffle
+BN") because its BatchNorm is per GPU; here BatchNorm statistics are taken over the global
+batch on every device, the other remedy SimCLR (appendix and section 2) names for the
+same information leak, and the one that keeps 8 devices equal to 1.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from sslax import config as config_lib
+from sslax import losses, parallel
+from sslax.methods import base
+from sslax.methods.base import LossAux, Method, StepInputs
+from sslax.models import build_encoder
+from sslax.models.heads import MLP
+
+# The queue's initial random keys come from their own stream of config.seed.
+_QUEUE_STREAM = 7
+
+
+def defaults() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      name="moco_v2",
+      temperature=0.2,           # MoCo v2 (Chen et al. 2020, table 1)
+      queue_size=65536,          # K (He et al. 2020, section 4.1)
+      projector_hidden=(2048,),  # MoCo v2's MLP head, no BN
+      projector_dim=128,
+      base_momentum=0.999,       # m (He et al. 2020, section 4.1)
+      momentum_schedule="constant",
+  ))
+
+
+def build(config: ml_collections.ConfigDict) -> nn.Module:
+  cfg = config.method
+  return base.EncoderWithHead(
+      encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS),
+      projector=MLP(hidden_dims=tuple(cfg.projector_hidden), out_dim=cfg.projector_dim, use_bn=False))
+
+
+def init_state(config: ml_collections.ConfigDict, variables: dict) -> dict:
+  cfg = config.method
+  if cfg.queue_size <= 0 or cfg.queue_size % config.batch_size:
+    raise config_lib.ConfigError(
+        f"config.method.queue_size: {cfg.queue_size} must be a positive multiple of "
+        f"config.batch_size = {config.batch_size} (the queue takes whole global batches of keys, "
+        f"as the official code asserts); e.g. {max(1, cfg.queue_size // config.batch_size) * config.batch_size}")
+  key = jax.random.fold_in(jax.random.key(config.seed), _QUEUE_STREAM)
+  queue = losses.l2_normalize(jax.random.normal(key, (cfg.queue_size, cfg.projector_dim)))
+  return {"target": base.init_target(config, variables["params"], variables["batch_stats"]),
+          "queue": queue, "queue_index": jnp.zeros((), jnp.int32)}
+
+
+def loss(model: nn.Module, variables: dict, inputs: StepInputs,
+         cfg: ml_collections.ConfigDict, axis_name: str | None):
+  view1, view2 = inputs.views
+  (q,), batch_stats = base.apply_to_views(model, variables, [view1])
+  (k,), target_batch_stats = base.apply_to_views(
+      model, base.target_variables(inputs.state["target"]), [view2])
+  value = losses.moco_infonce(q, k, inputs.state["queue"], cfg.temperature, axis_name=axis_name)
+  keys = parallel.all_gather_replicated(jax.lax.stop_gradient(losses.l2_normalize(k)), axis_name)
+  return value, LossAux(batch_stats, {}, outputs={"keys": keys, "target_batch_stats": target_batch_stats})
+
+
+def update_state(config: ml_collections.ConfigDict, params, state: dict, outputs: dict, step):
+  keys = outputs["keys"]  # [global_batch, dim], global order
+  queue = jax.lax.dynamic_update_slice_in_dim(state["queue"], keys, state["queue_index"], axis=0)
+  index = (state["queue_index"] + keys.shape[0]) % state["queue"].shape[0]
+  target = base.update_target(config, state["target"], params, outputs["target_batch_stats"])
+  return params, {"target": target, "queue": queue, "queue_index": index}
+
+
+METHOD = Method(name="moco_v2", defaults=defaults, build=build, loss=loss, num_views=2,
+                init_state=init_state, update_state=update_state)

@@ -1,0 +1,63 @@
+"""MoCo v3 (Chen, Xie, He 2021): a query network (encoder, projector, predictor), a
+momentum key network (encoder, projector) and a symmetric InfoNCE against the keys of
+the other view of every image in the global batch (no queue):
+
+  L = ctr(q1, k2) + ctr(q2, k1),  ctr(q, k) = 2 T * CE(q . k_all / T, own index)
+  encoder', projector' <- m' + (1 - m) online after every step, m cosine from 0.99 to 1.
+
+As the official code (facebookresearch/moco-v3, moco/builder.py, ResNet-50 settings):
+projector 3 layers Dense(4096)-BN-ReLU twice then Dense(256)-BN, predictor
+Dense(4096)-BN-ReLU-Dense(256), T = 1.0 (0.2 for ViT), m = 0.99 with the cosine schedule.
+`losses.moco_v3_infonce` gathers the keys of all devices. The official last projector BN
+has no affine parameters; here it keeps a learned scale, as SimSiam's does.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import ml_collections
+
+from sslax import losses
+from sslax.methods import base
+from sslax.methods.base import LossAux, Method, StepInputs
+
+
+def defaults() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      name="moco_v3",
+      temperature=1.0,                # ResNet-50 (official README); ViT: 0.2
+      projector_hidden=(4096, 4096),  # official: 3-layer projector for ResNet-50
+      projector_dim=256,
+      predictor_hidden=(4096,),
+      base_momentum=0.99,             # official --moco-m 0.99 with --moco-m-cos
+      momentum_schedule="cosine",
+  ))
+
+
+def build(config: ml_collections.ConfigDict) -> nn.Module:
+  return base.encoder_projector_predictor(config, projector_last_bn=True)
+
+
+def init_state(config: ml_collections.ConfigDict, variables: dict) -> dict:
+  return {"target": base.init_target(config, base.subtree(variables["params"], base.TARGET_PARTS),
+                                     base.subtree(variables["batch_stats"], base.TARGET_PARTS))}
+
+
+def loss(model: nn.Module, variables: dict, inputs: StepInputs,
+         cfg: ml_collections.ConfigDict, axis_name: str | None):
+  ((_, q1), (_, q2)), batch_stats = base.apply_to_views(model, variables, inputs.views)
+  (k1, k2), target_batch_stats = base.apply_to_views(
+      model, base.target_variables(inputs.state["target"]), inputs.views, method="project")
+  value = (losses.moco_v3_infonce(q1, k2, cfg.temperature, axis_name=axis_name)
+           + losses.moco_v3_infonce(q2, k1, cfg.temperature, axis_name=axis_name))
+  return value, LossAux(batch_stats, {}, outputs={"target_batch_stats": target_batch_stats})
+
+
+def update_state(config: ml_collections.ConfigDict, params, state: dict, outputs: dict, step):
+  target = base.update_target(config, state["target"], base.subtree(params, base.TARGET_PARTS),
+                              outputs["target_batch_stats"])
+  return params, {"target": target}
+
+
+METHOD = Method(name="moco_v3", defaults=defaults, build=build, loss=loss, num_views=2,
+                init_state=init_state, update_state=update_state)
