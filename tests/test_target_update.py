@@ -27,6 +27,14 @@ def test_target_momentum_schedule_goes_from_base_to_one():
     np.testing.assert_allclose(float(schedule(jnp.int32(k))), tau_reference(k), rtol=1e-6)
 
 
+def test_target_momentum_schedule_can_end_below_one():
+  """solo-learn's MoCo v2+ schedule: cosine from 0.99 to 0.999."""
+  schedule = optim.target_momentum_schedule(0.99, 10, final_tau=0.999)
+  for k in (0, 3, 10, 12):
+    want = 0.999 - (0.999 - 0.99) * (np.cos(np.pi * min(k, 10) / 10) + 1) / 2
+    np.testing.assert_allclose(float(schedule(k)), want, rtol=1e-6)
+
+
 def _params(seed):
   rng = np.random.default_rng(seed)
   return {"dense": {"kernel": rng.normal(size=(3, 2)).astype(np.float32),

@@ -180,14 +180,16 @@ MOMENTUM_SCHEDULES = ("cosine", "constant")
 
 
 def target_transform(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """The target update with config.method.base_momentum, either cosine-increased to 1 over
+  """The target update with config.method.base_momentum, either cosine-increased to
+  config.method.final_momentum (1 if absent) over
   config.total_steps (BYOL section 3.2; MoCo v3, DINO) or constant (MoCo v2's m = 0.999),
   as config.method.momentum_schedule says."""
   cfg = config.method
   if cfg.momentum_schedule == "constant":
     return optim.ema_target(optax.constant_schedule(cfg.base_momentum))
   if cfg.momentum_schedule == "cosine":
-    return optim.ema_target(optim.target_momentum_schedule(cfg.base_momentum, config.total_steps))
+    return optim.ema_target(optim.target_momentum_schedule(cfg.base_momentum, config.total_steps,
+                                                           cfg.get("final_momentum", 1.0)))
   raise config_lib.ConfigError(f"config.method.momentum_schedule: {cfg.momentum_schedule!r} is "
                                f"not one of {list(MOMENTUM_SCHEDULES)}")
 

@@ -36,6 +36,7 @@ def defaults() -> ml_collections.ConfigDict:
       projector_dim=256,
       predictor_hidden=(4096,),
       base_momentum=0.996,       # tau_base (paper section 3.3, batch 4096)
+      final_momentum=1.0,        # end of the cosine schedule (BYOL: 1)
       momentum_schedule="cosine",
   ))
 

@@ -45,6 +45,7 @@ def defaults() -> ml_collections.ConfigDict:
       projector_hidden=(2048,),  # MoCo v2's MLP head, no BN
       projector_dim=128,
       base_momentum=0.999,       # m (He et al. 2020, section 4.1)
+      final_momentum=1.0,        # where the cosine schedule ends (unused when "constant")
       momentum_schedule="constant",
   ))
 

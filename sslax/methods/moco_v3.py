@@ -30,6 +30,7 @@ def defaults() -> ml_collections.ConfigDict:
       projector_dim=256,
       predictor_hidden=(4096,),
       base_momentum=0.99,             # official --moco-m 0.99 with --moco-m-cos
+      final_momentum=1.0,             # official: cosine to 1
       momentum_schedule="cosine",
   ))
 

@@ -1,0 +1,61 @@
+"""MoCo v2 on ImageNet (ILSVRC-2012) with a ResNet-50: the paper's 200-epoch recipe.
+
+  python -m sslax.main --config=configs/moco_v2_imagenet.py --workdir=gs://BUCKET/moco_v2_r50 \
+      --config.data.data_dir=gs://BUCKET/tensorflow_datasets
+
+Chen, Fan, Girshick, He 2020 (table 1) and the official code (facebookresearch/moco,
+`main_moco.py --mlp --moco-t 0.2 --aug-plus --cos`, lr 0.03, batch 256): SGD momentum
+0.9, learning rate 0.03 x batch/256, weight decay 1e-4, cosine decay, no warmup, 200
+epochs (800 for the paper's best row), queue 65536, m 0.999, T 0.2, MLP head 2048 -> 128,
+views: random resized crop (0.2, 1), colour jitter (0.4, 0.4, 0.4, 0.1) p 0.8,
+grayscale p 0.2, blur p 0.5 with sigma in (0.1, 2), flip.
+Departure: BatchNorm statistics over the global batch instead of shuffle BN (see
+sslax/methods/moco_v2.py).
+"""
+
+from sslax import config as config_lib
+from sslax.data.augment import default_view_config
+from sslax.methods.moco_v2 import defaults as moco_v2_defaults
+from sslax.models import encoder_config
+
+TRAIN_EXAMPLES = 1_281_167
+
+
+def get_config():
+  config = config_lib.base_config()
+  config.batch_size = 256
+  steps_per_epoch = TRAIN_EXAMPLES // config.batch_size
+  config.total_steps = 200 * steps_per_epoch
+  config.log_every_steps = 100
+  config.checkpoint_every_steps = 5 * steps_per_epoch
+
+  config.data.name = "imagenet2012"
+  config.data.train_split = "train"
+  config.data.test_split = "validation"
+  config.data.image_size = 224
+  config.data.in_memory = False   # random access, decoded and resized on the host
+
+  config.model = encoder_config("resnet50", stem="imagenet")
+  config.method = moco_v2_defaults()
+  config.method.temperature = 0.2
+  config.method.queue_size = 65536
+  config.method.base_momentum = 0.999
+  config.method.momentum_schedule = "constant"
+  config.method.projector_hidden = (2048,)
+  config.method.projector_dim = 128
+  view = default_view_config(crop_scale=(0.2, 1.0), brightness=0.4, contrast=0.4, saturation=0.4,
+                             hue=0.1, jitter_p=0.8, gray_p=0.2, blur_p=0.5, blur_sigma=(0.1, 2.0))
+  config.views.view1 = view
+  config.views.view2 = view.copy_and_resolve_references()
+
+  config.optimizer.name = "sgd"
+  config.optimizer.base_lr = 0.03      # x batch/256
+  config.optimizer.lr_scaling = "linear"
+  config.optimizer.momentum = 0.9
+  config.optimizer.weight_decay = 1e-4
+  config.optimizer.warmup_steps = 0
+  config.eval.batch_size = 1024
+  # As configs/simclr_imagenet.py: the probe and kNN fit on the first 100k training images.
+  config.eval.max_train_examples = 100_000
+  config.eval.raw_pixel_baseline = False
+  return config

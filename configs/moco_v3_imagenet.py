@@ -1,0 +1,58 @@
+"""MoCo v3 on ImageNet (ILSVRC-2012) with a ResNet-50: the official 100-epoch recipe.
+
+  python -m sslax.main --config=configs/moco_v3_imagenet.py --workdir=gs://BUCKET/moco_v3_r50 \
+      --config.data.data_dir=gs://BUCKET/tensorflow_datasets
+
+Chen, Xie, He 2021 and the official code (facebookresearch/moco-v3, main_moco.py defaults
+and CONFIG.md "ResNet-50, 100-epoch pre-training": `--moco-m-cos --crop-min=.2`): batch
+4096, LARS, learning rate 0.6 x batch/256, weight decay 1e-6, 10 warmup epochs then cosine,
+100 epochs, T 1.0, m 0.99 cosine-increased to 1, projector 4096-4096-256 (last BN),
+predictor 4096-256, the BYOL views with crop scale (0.2, 1). For 300 epochs CONFIG.md
+uses lr 0.3; for 1000 epochs lr 0.3, weight decay 1.5e-6, m 0.996.
+"""
+
+from sslax import config as config_lib
+from sslax.data.augment import byol_view_configs
+from sslax.methods.moco_v3 import defaults as moco_v3_defaults
+from sslax.models import encoder_config
+
+TRAIN_EXAMPLES = 1_281_167
+
+
+def get_config():
+  config = config_lib.base_config()
+  config.batch_size = 4096
+  steps_per_epoch = TRAIN_EXAMPLES // config.batch_size
+  config.total_steps = 100 * steps_per_epoch
+  config.log_every_steps = 100
+  config.checkpoint_every_steps = 2 * steps_per_epoch
+
+  config.data.name = "imagenet2012"
+  config.data.train_split = "train"
+  config.data.test_split = "validation"
+  config.data.image_size = 224
+  config.data.in_memory = False   # random access, decoded and resized on the host
+
+  config.model = encoder_config("resnet50", stem="imagenet")
+  config.method = moco_v3_defaults()
+  config.method.temperature = 1.0
+  config.method.projector_hidden = (4096, 4096)
+  config.method.projector_dim = 256
+  config.method.predictor_hidden = (4096,)
+  config.method.base_momentum = 0.99
+  view1, view2 = byol_view_configs()
+  view1.crop_scale = view2.crop_scale = (0.2, 1.0)
+  config.views.view1, config.views.view2 = view1, view2
+
+  config.optimizer.name = "lars"
+  config.optimizer.base_lr = 0.6       # x batch/256
+  config.optimizer.lr_scaling = "linear"
+  config.optimizer.momentum = 0.9
+  config.optimizer.trust_coefficient = 0.001
+  config.optimizer.weight_decay = 1e-6
+  config.optimizer.warmup_steps = 10 * steps_per_epoch
+  config.eval.batch_size = 1024
+  # As configs/simclr_imagenet.py: the probe and kNN fit on the first 100k training images.
+  config.eval.max_train_examples = 100_000
+  config.eval.raw_pixel_baseline = False
+  return config
