@@ -1,4 +1,4 @@
-"""Training throughput of the SimCLR step (augmentation + forward + backward + LARS).
+"""Training throughput of the training step (augmentation + forward + backward + optimizer).
 
 Prints images/s (source images; each gives two views) as the median over repeated
 steps, compile time excluded and reported separately. Synthetic uint8 images, so no
@@ -7,11 +7,17 @@ run over every local device.
 
   python benchmarks/throughput.py            # ConvNet on 28x28x1 and ResNet-18 on 32x32x3, batch 256
   python benchmarks/throughput.py --models=resnet18 --batch_size=512 --image_size=64
+  python benchmarks/throughput.py --configs=configs/byol_fashion_mnist.py,configs/dino_fashion_mnist.py
+
+With --configs, each config file's own step (its method, encoder, views, optimizer and
+batch) on synthetic images of its data.image_size (1 channel for fashion_mnist, else 3).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import statistics
 import time
 
@@ -45,12 +51,24 @@ def make_config(model: str, batch_size: int, image_size: int):
   return config
 
 
-def benchmark(model_name: str, batch_size: int, image_size: int, channels: int, steps: int) -> dict:
-  config = make_config(model_name, batch_size, image_size)
+class _TenClasses:
+  """Stands in for a dataset in `train.with_num_classes`: the images are synthetic."""
+  num_classes = 10
+
+
+def load_config(path: str):
+  spec = importlib.util.spec_from_file_location("experiment_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def benchmark(name: str, config, channels: int, steps: int) -> dict:
+  batch_size, image_size = config.batch_size, config.data.image_size
   mesh = parallel.make_mesh()
   parallel.check_batch_divisible(batch_size, mesh)
-  method = get_method("simclr")
-  model = method.build(config)
+  method = get_method(config.method.name)
+  model = method.build(train.with_num_classes(config, _TenClasses))
   schedule = optim.learning_rate_schedule(config.optimizer, batch_size, 10_000)
   tx = optim.make_optimizer(config.optimizer, schedule)
   state = parallel.replicate(train.initial_state(config, method, model, tx, channels), mesh)
@@ -61,7 +79,7 @@ def benchmark(model_name: str, batch_size: int, image_size: int, channels: int, 
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, size=(batch_size, image_size, image_size, channels), dtype=np.uint8)
   batches = [parallel.shard_host_batch(
-      {"image": images, "label": np.zeros(batch_size, np.int32),
+      {"image": images, "label": rng.integers(0, 10, size=batch_size, dtype=np.int32),
        "position": np.arange(i * batch_size, (i + 1) * batch_size)}, mesh)
       for i in range(2)]
 
@@ -76,7 +94,7 @@ def benchmark(model_name: str, batch_size: int, image_size: int, channels: int, 
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - start)
   median = statistics.median(times)
-  return dict(model=model_name, batch_size=batch_size, image=f"{image_size}x{image_size}x{channels}",
+  return dict(model=name, batch_size=batch_size, image=f"{image_size}x{image_size}x{channels}",
               devices=mesh.devices.size, compile_s=compile_seconds, step_s=median,
               images_per_s=batch_size / median)
 
@@ -84,6 +102,7 @@ def benchmark(model_name: str, batch_size: int, image_size: int, channels: int, 
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--models", default="convnet,resnet18")
+  parser.add_argument("--configs", default="", help="comma-separated config files (instead of --models)")
   parser.add_argument("--batch_size", type=int, default=256)
   parser.add_argument("--image_size", type=int, default=None, help="default: per model, see MODELS")
   parser.add_argument("--channels", type=int, default=None)
@@ -91,11 +110,21 @@ def main():
   args = parser.parse_args()
   print(f"jax {jax.__version__} on {jax.devices()[0].platform} x{len(jax.devices())} "
         f"({jax.devices()[0].device_kind})")
-  print(f"{'model':10s} {'batch':>5s} {'image':>9s} {'compile s':>9s} {'step s':>7s} {'images/s':>9s}")
-  for name in args.models.split(","):
-    size, channels = MODELS[name][1]
-    r = benchmark(name, args.batch_size, args.image_size or size, args.channels or channels, args.steps)
-    print(f"{r['model']:10s} {r['batch_size']:5d} {r['image']:>9s} {r['compile_s']:9.1f} "
+  print(f"{'step of':32s} {'batch':>5s} {'image':>9s} {'compile s':>9s} {'step s':>7s} {'images/s':>9s}")
+  runs = []
+  if args.configs:
+    for path in args.configs.split(","):
+      config = load_config(path)
+      channels = 1 if config.data.name == "fashion_mnist" else 3
+      runs.append((os.path.basename(path)[:-3], config, channels))
+  else:
+    for name in args.models.split(","):
+      size, channels = MODELS[name][1]
+      runs.append((name, make_config(name, args.batch_size, args.image_size or size),
+                   args.channels or channels))
+  for name, config, channels in runs:
+    r = benchmark(name, config, channels, args.steps)
+    print(f"{r['model']:32s} {r['batch_size']:5d} {r['image']:>9s} {r['compile_s']:9.1f} "
           f"{r['step_s']:7.3f} {r['images_per_s']:9.1f}", flush=True)
 
 
