@@ -1,0 +1,58 @@
+"""Supervised baseline on ImageNet (ILSVRC-2012) with a ResNet-50: the backbone of the SSL
+ImageNet configs (configs/*_imagenet.py) trained with labels.
+
+  python -m sslax.main --config=configs/supervised_imagenet.py --workdir=gs://BUCKET/supervised_r50 \
+      --config.data.data_dir=gs://BUCKET/tensorflow_datasets
+
+Goyal et al. 2017 ("Accurate, Large Minibatch SGD") and torchvision's ResNet-50 reference
+recipe: 90 epochs, SGD momentum 0.9, lr 0.1 x batch/256, weight decay 1e-4, 5 epochs of
+linear warmup (Goyal et al. section 2.2), the last BatchNorm of each residual block
+initialized to zero (our ResNet's zero_init_last_bn, Goyal et al. section 5.1), random
+resized crop (0.08, 1) + horizontal flip only, no label smoothing.
+Departures: cosine decay to 0 instead of the step schedule (x0.1 at epochs 30, 60, 80);
+biases and BatchNorm parameters take no weight decay (the trainer's mask); batch 1024
+(lr 0.4) is this file's choice (the paper's rule covers 256 to 8k).
+"""
+
+from sslax import config as config_lib
+from sslax.data.augment import default_view_config
+from sslax.methods.supervised import defaults as supervised_defaults
+from sslax.models import encoder_config
+
+TRAIN_EXAMPLES = 1_281_167
+
+
+def get_config():
+  config = config_lib.base_config()
+  config.batch_size = 1024
+  steps_per_epoch = TRAIN_EXAMPLES // config.batch_size
+  config.total_steps = 90 * steps_per_epoch
+  config.log_every_steps = 100
+  config.checkpoint_every_steps = 2 * steps_per_epoch
+
+  config.data.name = "imagenet2012"
+  config.data.train_split = "train"
+  config.data.test_split = "validation"
+  config.data.image_size = 224
+  config.data.in_memory = False   # random access, decoded and resized on the host
+  config.data.num_classes = 1000
+
+  config.model = encoder_config("resnet50", stem="imagenet")
+  config.method = supervised_defaults()
+
+  config.views.view1 = default_view_config(
+      crop_scale=(0.08, 1.0), jitter_p=0.0, gray_p=0.0, blur_p=0.0, solarize_p=0.0)
+
+  config.optimizer.name = "sgd"
+  config.optimizer.base_lr = 0.1       # x batch/256
+  config.optimizer.lr_scaling = "linear"
+  config.optimizer.momentum = 0.9
+  config.optimizer.nesterov = False
+  config.optimizer.weight_decay = 1e-4
+  config.optimizer.warmup_steps = 5 * steps_per_epoch
+  config.eval.batch_size = 1024
+  # As configs/simclr_imagenet.py: the probe and kNN fit on the first 100k training
+  # images, and raw pixels at 224x224x3 are no baseline.
+  config.eval.max_train_examples = 100_000
+  config.eval.raw_pixel_baseline = False
+  return config
