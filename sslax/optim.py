@@ -51,8 +51,30 @@ def learning_rate_schedule(cfg: ml_collections.ConfigDict, global_batch: int,
       decay_steps=max(total_steps, warmup + 1), end_value=0.0)
 
 
+def clip_by_tensor_norm(max_norm: float) -> optax.GradientTransformation:
+  """Each gradient tensor g scaled by min(1, max_norm / (||g|| + 1e-6)), every tensor on
+  its own: the official DINO's utils.clip_gradients (`--clip_grad 3.0`), unlike
+  optax.clip_by_global_norm, which scales all tensors by one factor."""
+  def clip(g):
+    return g * jnp.minimum(1.0, max_norm / (jnp.linalg.norm(g.ravel()) + 1e-6)).astype(g.dtype)
+
+  def update(updates, state, params=None):
+    del params
+    return jax.tree.map(clip, updates), state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def make_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:
-  """cfg.name in OPTIMIZERS; weight decay masked by `decay_mask`."""
+  """cfg.name in OPTIMIZERS; weight decay masked by `decay_mask`; with
+  cfg.clip_grad_per_tensor > 0 the gradients are first clipped per tensor
+  (`clip_by_tensor_norm`), before weight decay is added, as in PyTorch."""
+  tx = _optimizer(cfg, schedule)
+  clip = cfg.get("clip_grad_per_tensor", 0.0)
+  return optax.chain(clip_by_tensor_norm(clip), tx) if clip > 0 else tx
+
+
+def _optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:
   if cfg.name == "lars":
     return optax.lars(
         schedule, weight_decay=cfg.weight_decay, weight_decay_mask=decay_mask,
@@ -70,20 +92,23 @@ def make_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule) -> 
 def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       name="lars", base_lr=0.3, lr_scaling="linear", warmup_steps=10, weight_decay=1e-6,
-      momentum=0.9, nesterov=False, trust_coefficient=0.001, b1=0.9, b2=0.999))
+      momentum=0.9, nesterov=False, trust_coefficient=0.001, b1=0.9, b2=0.999,
+      clip_grad_per_tensor=0.0))  # > 0: each gradient tensor's norm clipped to it (DINO)
 
 
 # ----------------------------------------------------------------------------
 # Target networks (BYOL, MoCo, DINO): an exponential moving average of parameters.
 # ----------------------------------------------------------------------------
 
-def target_momentum_schedule(base_tau: float, total_steps: int) -> optax.Schedule:
+def target_momentum_schedule(base_tau: float, total_steps: int,
+                             final_tau: float = 1.0) -> optax.Schedule:
   """BYOL's target decay rate (Grill et al. 2020, section 3.2):
   tau_k = 1 - (1 - tau_base) * (cos(pi k / K) + 1) / 2, from tau_base at k = 0 to 1 at
-  k = K = total_steps, and 1 afterwards (the official code clips k to K)."""
+  k = K = total_steps, and 1 afterwards (the official code clips k to K). With final_tau
+  < 1 it ends there instead (solo-learn's MoCo v2+ goes from 0.99 to 0.999)."""
   def schedule(count):
     k = jnp.minimum(jnp.asarray(count, jnp.float32), total_steps)
-    return 1.0 - (1.0 - base_tau) * (jnp.cos(jnp.pi * k / total_steps) + 1.0) / 2.0
+    return final_tau - (final_tau - base_tau) * (jnp.cos(jnp.pi * k / total_steps) + 1.0) / 2.0
   return schedule
 
 

@@ -71,6 +71,7 @@ def _probe(name, train, test, num_classes, config, *, knn: bool) -> dict:
 
 def evaluate_run(config: ml_collections.ConfigDict, model, state, mesh, workdir: str) -> dict:
   """Evaluates the trained encoder in `state`; writes WORKDIR/eval.json and prints a table."""
+  from sslax.methods import get_method
   from sslax.train import dataset_info, init_variables, open_split
 
   train_split = config.eval.train_split or config.data.train_split
@@ -85,7 +86,8 @@ def evaluate_run(config: ml_collections.ConfigDict, model, state, mesh, workdir:
 
   results = {"step": int(parallel.to_host(state.step)), "dataset": config.data.name,
              "train_split": train_split, "test_split": config.data.test_split}
-  trained = {"params": state.params, "batch_stats": state.batch_stats}
+  method = get_method(config.method.name)
+  trained = method.evaluated_variables(config, state.params, state.batch_stats, state.method_state)
   results["pretrained"] = _probe(
       "pretrained encoder", embed(trained, train_source, limit), embed(trained, test_source),
       num_classes, config, knn=True)

@@ -6,13 +6,20 @@ Adding a method is one entry in `METHODS`; the trainer never changes.
 from __future__ import annotations
 
 from sslax.methods.base import Method
-from sslax.methods import barlow_twins, simclr, simsiam, vicreg
+from sslax.methods import (barlow_twins, byol, dino, moco_v2, moco_v3, simclr, simsiam, supervised,
+                           swav, vicreg)
 
 METHODS: dict[str, Method] = {
     "simclr": simclr.METHOD,
+    "moco_v2": moco_v2.METHOD,
+    "moco_v3": moco_v3.METHOD,
+    "byol": byol.METHOD,
     "simsiam": simsiam.METHOD,
     "barlow_twins": barlow_twins.METHOD,
     "vicreg": vicreg.METHOD,
+    "dino": dino.METHOD,
+    "swav": swav.METHOD,
+    "supervised": supervised.METHOD,  # the same backbone trained with labels, for comparison
 }
 
 

@@ -14,6 +14,9 @@ evaluated (the backbone's features, before any head).
 batch goes through `axis_name` (sslax/parallel.py). `loss` and the metrics must be
 global-batch values; `LossAux.outputs` is handed to `update_state`.
 
+`evaluated_variables(config, params, batch_stats, state)` -> the variables the frozen
+evaluation embeds with (default: the online network).
+
 `init_state(config, variables)` -> a pytree, replicated on every device and saved in
 every checkpoint. `update_state(config, params, state, outputs, step)` -> `(params,
 state)` runs inside the step after the optimizer (BYOL averages the *new* online
@@ -24,7 +27,7 @@ prototypes). Everything it returns must be the same on every device.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 import flax
 import flax.linen as nn
@@ -66,6 +69,10 @@ def keep_state(config, params, state, outputs, step):
   return params, state
 
 
+def online_network(config, params, batch_stats, state) -> dict:
+  return {"params": params, "batch_stats": batch_stats}
+
+
 @dataclasses.dataclass(frozen=True)
 class Method:
   name: str
@@ -75,6 +82,9 @@ class Method:
   num_views: int | None = 2  # None: multi-crop, any number >= 2 with the 2 global views first
   init_state: Callable[[ml_collections.ConfigDict, dict], Any] = no_state
   update_state: Callable[..., tuple[Any, Any]] = keep_state
+  # (config, params, batch_stats, state) -> the variables whose `encode` is evaluated:
+  # the online network, unless the method's paper evaluates another (DINO: the teacher).
+  evaluated_variables: Callable[..., dict] = online_network
 
 
 class EncoderWithHead(nn.Module):
@@ -151,6 +161,28 @@ def apply_to_views(model: nn.Module, variables: dict, views: list[jax.Array], me
                                mutable=["batch_stats"], method=method)
   split = [jax.tree.map(lambda a, i=i: a[i * local:(i + 1) * local], out) for i in range(len(views))]
   return split, new_state["batch_stats"]
+
+
+def group_by_resolution(views: Sequence[jax.Array]) -> list[jax.Array]:
+  """Consecutive views of the same spatial size concatenated along the batch (the
+  official MultiCropWrapper's torch.unique_consecutive over crop sizes)."""
+  groups: list[list[jax.Array]] = []
+  for view in views:
+    if groups and groups[-1][0].shape[1:] == view.shape[1:]:
+      groups[-1].append(view)
+    else:
+      groups.append([view])
+  return [jnp.concatenate(g) if len(g) > 1 else g[0] for g in groups]
+
+
+def multicrop_apply(model: nn.Module, variables: dict, views: Sequence[jax.Array], **kwargs):
+  """-> (outputs [n_views, local_batch, ...], new batch_stats), one backbone call per
+  resolution group (see `group_by_resolution`)."""
+  local = views[0].shape[0]
+  out, new_state = model.apply(variables, group_by_resolution(views), train=True,
+                               mutable=["batch_stats"], method=type(model).multicrop, **kwargs)
+  out = jax.tree.map(lambda a: a.reshape((len(views), local) + a.shape[1:]), out)
+  return out, new_state.get("batch_stats", {})
 
 
 def embed_views(model: nn.Module, variables: dict, views: list[jax.Array]):

@@ -1,0 +1,79 @@
+"""DINO on ImageNet (ILSVRC-2012) with a ResNet-50: the official ResNet-50 recipe.
+
+  python -m sslax.main --config=configs/dino_imagenet.py --workdir=gs://BUCKET/dino_r50 \
+      --config.data.data_dir=gs://BUCKET/tensorflow_datasets
+
+facebookresearch/dino README, "ResNet-50 and other convnets trainings" (8 GPUs, 100
+epochs; the README links its training log):
+  main_dino.py --arch resnet50 --optimizer sgd --lr 0.03 --weight_decay 1e-4
+      --weight_decay_end 1e-4 --global_crops_scale 0.14 1 --local_crops_scale 0.05 0.14
+Every other value is a main_dino.py default: batch 64 per GPU x 8 = 512, 100 epochs,
+lr 0.03 x batch/256 after 10 warm-up epochs then cosine, SGD momentum 0.9, weight decay
+on weights only (get_params_groups skips biases and norms), --clip_grad 3.0 per tensor,
+--out_dim 65536, --norm_last_layer True, --use_bn_in_head False, --momentum_teacher
+0.996, teacher temperature 0.04 (warmup_teacher_temp 0.04, 0 warm-up epochs),
+--freeze_last_layer 1 epoch, --local_crops_number 8 at 96 px.
+Augmentations (DataAugmentationDINO): flip, colour jitter (0.4, 0.4, 0.2, 0.1) with p
+0.8, grayscale p 0.2; global crop 1 blurred always, global crop 2 blurred with p 0.1
+and solarized with p 0.2, local crops blurred with p 0.5.
+
+Departures: the learning rate decays to 0 (official min_lr 1e-6); no fp16 loss scaling
+(bfloat16/float32 here); bicubic crops are resampled as in sslax/data/augment.py.
+"""
+
+import ml_collections
+
+from sslax import config as config_lib
+from sslax.data.augment import default_view_config
+from sslax.methods.dino import defaults as dino_defaults
+from sslax.models import encoder_config
+
+TRAIN_EXAMPLES = 1_281_167
+NUM_LOCAL = 8
+
+
+def get_config():
+  config = config_lib.base_config()
+  config.batch_size = 512
+  steps_per_epoch = TRAIN_EXAMPLES // config.batch_size
+  config.total_steps = 100 * steps_per_epoch
+  config.log_every_steps = 100
+  config.checkpoint_every_steps = 2 * steps_per_epoch
+
+  config.data.name = "imagenet2012"
+  config.data.train_split = "train"
+  config.data.test_split = "validation"
+  config.data.image_size = 224
+  config.data.in_memory = False
+
+  config.model = encoder_config("resnet50", stem="imagenet")
+  config.method = dino_defaults()   # out_dim 65536, head 2048-2048-256, no BN, 0.04/0.1
+  config.method.base_momentum = 0.996
+  config.method.teacher_temp = 0.04
+  config.method.warmup_teacher_temp = 0.04
+  config.method.warmup_teacher_temp_steps = 0
+  config.method.freeze_last_layer_steps = steps_per_epoch
+
+  common = dict(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1, jitter_p=0.8,
+                gray_p=0.2, blur_sigma=(0.1, 2.0))
+  views = {
+      "global1": default_view_config(crop_scale=(0.14, 1.0), blur_p=1.0, solarize_p=0.0, **common),
+      "global2": default_view_config(crop_scale=(0.14, 1.0), blur_p=0.1, solarize_p=0.2, **common),
+  }
+  for i in range(1, NUM_LOCAL + 1):
+    views[f"local{i}"] = default_view_config(crop_scale=(0.05, 0.14), size=96, blur_p=0.5,
+                                             solarize_p=0.0, **common)
+  config.views = ml_collections.ConfigDict(views)
+
+  config.optimizer.name = "sgd"
+  config.optimizer.base_lr = 0.03
+  config.optimizer.lr_scaling = "linear"
+  config.optimizer.momentum = 0.9
+  config.optimizer.weight_decay = 1e-4
+  config.optimizer.warmup_steps = 10 * steps_per_epoch
+  config.optimizer.clip_grad_per_tensor = 3.0
+  config.eval.batch_size = 1024
+  config.eval.knn_k = 200
+  config.eval.max_train_examples = 100_000
+  config.eval.raw_pixel_baseline = False
+  return config

@@ -1,0 +1,63 @@
+"""SwAV on CIFAR-10 with a CIFAR-style ResNet-18: solo-learn's recipe.
+
+  python -m sslax.main --config=configs/swav_cifar10.py --workdir=runs/swav_cifar10 \
+      --config.data.download=True
+
+vturrisi/solo-learn scripts/pretrain/cifar/swav.yaml: ResNet-18, proj_hidden_dim 2048,
+proj_output_dim 128, num_prototypes 3000, temperature 0.1, queue_size 3840 from epoch
+50, prototypes frozen 2 epochs, LARS with lr 0.6 x batch/256, eta (trust coefficient)
+0.02, weight decay 1e-6, biases and norms excluded, batch 256, 1000 epochs,
+warmup_cosine scheduler (solo-learn's default 10 warm-up epochs), sync BatchNorm;
+Sinkhorn epsilon 0.05 and 3 iterations (solo/methods/swav.py defaults).
+Views: augmentations/symmetric.yaml, two 32 px crops (no multi-crop), scale (0.08, 1),
+colour jitter (0.8, 0.8, 0.8, 0.2) p 0.8, grayscale p 0.2, blur p 0.5, no solarization.
+
+Departure: solo-learn's LARS also clips the adaptive rate (clip_lr True); optax.lars does
+not.
+"""
+
+import ml_collections
+
+from sslax import config as config_lib
+from sslax.data.augment import default_view_config
+from sslax.methods.swav import defaults as swav_defaults
+from sslax.models import encoder_config
+
+TRAIN_EXAMPLES = 50_000
+
+
+def get_config():
+  config = config_lib.base_config()
+  config.batch_size = 256
+  epochs = 1000
+  steps_per_epoch = TRAIN_EXAMPLES // config.batch_size
+  config.total_steps = epochs * steps_per_epoch
+  config.log_every_steps = 100
+  config.checkpoint_every_steps = 5 * steps_per_epoch
+
+  config.data.name = "cifar10"
+  config.data.image_size = 32
+
+  config.model = encoder_config("resnet18", stem="cifar")
+  config.method = swav_defaults()
+  config.method.projector_hidden = (2048,)
+  config.method.projector_dim = 128
+  config.method.num_prototypes = 3000
+  config.method.temperature = 0.1
+  config.method.queue_length = 3840
+  config.method.queue_start_step = 50 * steps_per_epoch
+  config.method.freeze_prototypes_steps = 2 * steps_per_epoch
+
+  view = default_view_config(crop_scale=(0.08, 1.0), color_strength=1.0, jitter_p=0.8,
+                             gray_p=0.2, blur_p=0.5, solarize_p=0.0)
+  config.views = ml_collections.ConfigDict({
+      "global1": view, "global2": view.copy_and_resolve_references()})
+
+  config.optimizer.name = "lars"
+  config.optimizer.base_lr = 0.6
+  config.optimizer.lr_scaling = "linear"
+  config.optimizer.trust_coefficient = 0.02
+  config.optimizer.weight_decay = 1e-6
+  config.optimizer.warmup_steps = 10 * steps_per_epoch
+  config.eval.batch_size = 1000
+  return config

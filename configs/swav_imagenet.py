@@ -1,0 +1,72 @@
+"""SwAV on ImageNet (ILSVRC-2012) with a ResNet-50: the paper's 800-epoch multi-crop
+recipe (2 x 224 + 6 x 96), 75.3% linear top-1 in the paper.
+
+  python -m sslax.main --config=configs/swav_imagenet.py --workdir=gs://BUCKET/swav_r50 \
+      --config.data.data_dir=gs://BUCKET/tensorflow_datasets
+
+facebookresearch/swav scripts/swav_800ep_pretrain.sh (64 GPUs x 64 = batch 4096):
+  --nmb_crops 2 6 --size_crops 224 96 --min_scale_crops 0.14 0.05 --max_scale_crops 1. 0.14
+  --crops_for_assign 0 1 --temperature 0.1 --epsilon 0.05 --sinkhorn_iterations 3
+  --feat_dim 128 --nmb_prototypes 3000 --queue_length 0 --epochs 800 --batch_size 64
+  --base_lr 4.8 --final_lr 0.0048 --freeze_prototypes_niters 313 --wd 0.000001
+  --warmup_epochs 10 --start_warmup 0.3 --arch resnet50
+main_swav.py: projector 2048 -> 2048 -> 128 (hidden_mlp 2048), LARC (trust coefficient
+0.001, clip False) around SGD momentum 0.9; the learning rate is not scaled by the
+batch (lr_scaling "none" here). Augmentations (src/multicropdataset.py): random resized
+crop, flip, colour distortion of strength 1 (jitter 0.8, 0.8, 0.8, 0.2 with p 0.8,
+grayscale p 0.2), Gaussian blur p 0.5 with radius in (0.1, 2), on every crop.
+
+Departures: warm-up from 0 (official 0.3) and cosine to 0 (official 0.0048); LARS
+skips biases and BatchNorm parameters (LARC adapts and decays every tensor); no fp16.
+"""
+
+import ml_collections
+
+from sslax import config as config_lib
+from sslax.data.augment import default_view_config
+from sslax.methods.swav import defaults as swav_defaults
+from sslax.models import encoder_config
+
+TRAIN_EXAMPLES = 1_281_167
+NUM_LOCAL = 6
+
+
+def get_config():
+  config = config_lib.base_config()
+  config.batch_size = 4096
+  steps_per_epoch = TRAIN_EXAMPLES // config.batch_size
+  config.total_steps = 800 * steps_per_epoch
+  config.log_every_steps = 100
+  config.checkpoint_every_steps = 5 * steps_per_epoch
+
+  config.data.name = "imagenet2012"
+  config.data.train_split = "train"
+  config.data.test_split = "validation"
+  config.data.image_size = 224
+  config.data.in_memory = False
+
+  config.model = encoder_config("resnet50", stem="imagenet")
+  config.method = swav_defaults()   # 2048 -> 128, 3000 prototypes, 0.1, 0.05, 3 iterations
+  config.method.freeze_prototypes_steps = 313
+  config.method.queue_length = 0
+
+  common = dict(color_strength=1.0, jitter_p=0.8, gray_p=0.2, blur_p=0.5,
+                blur_sigma=(0.1, 2.0), solarize_p=0.0)
+  views = {"global1": default_view_config(crop_scale=(0.14, 1.0), **common),
+           "global2": default_view_config(crop_scale=(0.14, 1.0), **common)}
+  for i in range(1, NUM_LOCAL + 1):
+    views[f"local{i}"] = default_view_config(crop_scale=(0.05, 0.14), size=96, **common)
+  config.views = ml_collections.ConfigDict(views)
+
+  config.optimizer.name = "lars"
+  config.optimizer.base_lr = 4.8
+  config.optimizer.lr_scaling = "none"
+  config.optimizer.momentum = 0.9
+  config.optimizer.trust_coefficient = 0.001
+  config.optimizer.weight_decay = 1e-6
+  config.optimizer.warmup_steps = 10 * steps_per_epoch
+  config.eval.batch_size = 1024
+  config.eval.knn_k = 200
+  config.eval.max_train_examples = 100_000
+  config.eval.raw_pixel_baseline = False
+  return config
