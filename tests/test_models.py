@@ -19,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 
+import flax.linen
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -194,6 +195,26 @@ def test_convnet_shapes(kwargs, shape, dim):
   assert feats.shape == (3, dim)
   assert np.all(np.isfinite(feats))
   assert feature_dim(model, shape) == dim
+
+
+@pytest.mark.parametrize("side", [1, 2, 5])
+def test_conv3x3_equals_flax_conv_on_tiny_and_normal_maps(side):
+  """The patch-matmul path (maps <= 2x2) and the convolution path both compute
+  nn.Conv(3x3, padding 1, no bias) with the same parameter: values and gradients."""
+  from sslax.models.convnet import Conv3x3
+
+  x = jax.random.normal(jax.random.key(1), (4, side, side, 6))
+  ours = Conv3x3(5)
+  kernel = ours.init(jax.random.key(2), x)["params"]["kernel"]
+  ref = flax.linen.Conv(5, (3, 3), padding=((1, 1), (1, 1)), use_bias=False)
+
+  def loss(apply, kernel, x):
+    return jnp.sum(jnp.sin(apply({"params": {"kernel": kernel}}, x)))
+  got = jax.value_and_grad(lambda k, x: loss(ours.apply, k, x), argnums=(0, 1))(kernel, x)
+  want = jax.value_and_grad(lambda k, x: loss(ref.apply, k, x), argnums=(0, 1))(kernel, x)
+  np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
+  for g, w in zip(got[1], want[1]):
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
 
 
 def test_convnet_layer_count():
