@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 # Independent streams derived from config.seed: fold_in(seed_key, STREAM) then the
 # view index and the example's global stream position.
-_INIT_STREAM, _AUGMENT_STREAM = 0, 1
+_INIT_STREAM, _AUGMENT_STREAM, _METHOD_STREAM = 0, 1, 2
 
 
 @flax.struct.dataclass
@@ -86,10 +86,12 @@ def make_train_step(method: Method, model: nn.Module, tx: optax.GradientTransfor
                     views_fn: Callable) -> Callable:
   """The per-device step fn(state, batch) -> (state, metrics), for parallel.sharded_step."""
   axis = parallel.DATA_AXIS
+  method_key = jax.random.fold_in(jax.random.key(config.seed), _METHOD_STREAM)
 
   def per_device_step(state: TrainState, batch: dict):
     inputs = StepInputs(views=views_fn(batch["image"], batch["position"]), labels=batch["label"],
-                        step=state.step, state=state.method_state)
+                        step=state.step, state=state.method_state,
+                        keys=jax.vmap(lambda p: jax.random.fold_in(method_key, p))(batch["position"]))
 
     def loss_fn(params):
       variables = {"params": params, "batch_stats": state.batch_stats}

@@ -49,6 +49,9 @@ class StepInputs:
   labels: jax.Array       # int32 [local_batch]; only the supervised baseline reads them
   step: jax.Array         # int32 scalar: the index of the optimizer step being taken
   state: Any              # the method's state (see module docstring); {} for stateless methods
+  keys: Any = None        # PRNG keys [local_batch], one per example: fold_in(seed stream,
+                          # global position), so a method's own randomness (masks, tile
+                          # shuffles) does not depend on the device an example lands on
 
 
 class LossAux(NamedTuple):
