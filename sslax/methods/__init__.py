@@ -6,8 +6,8 @@ Adding a method is one entry in `METHODS`; the trainer never changes.
 from __future__ import annotations
 
 from sslax.methods.base import Method
-from sslax.methods import (barlow_twins, byol, dino, moco_v2, moco_v3, simclr, simsiam, supervised,
-                           swav, vicreg)
+from sslax.methods import (barlow_twins, byol, dino, jigsaw, moco_v2, moco_v3, relative_patch,
+                           rotation, simclr, simsiam, supervised, swav, vicreg)
 
 METHODS: dict[str, Method] = {
     "simclr": simclr.METHOD,
@@ -19,6 +19,9 @@ METHODS: dict[str, Method] = {
     "vicreg": vicreg.METHOD,
     "dino": dino.METHOD,
     "swav": swav.METHOD,
+    "rotation": rotation.METHOD,              # classic pretext tasks (issue 5)
+    "jigsaw": jigsaw.METHOD,
+    "relative_patch": relative_patch.METHOD,
     "supervised": supervised.METHOD,  # the same backbone trained with labels, for comparison
 }
 
