@@ -40,8 +40,8 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_METHODS = ("simclr", "simsiam", "barlow_twins", "vicreg", "byol", "moco_v2", "moco_v3",
-                   "dino", "swav", "supervised")
+DEFAULT_METHODS = ("simclr", "moco_v2", "moco_v3", "byol", "simsiam", "barlow_twins", "vicreg",
+                   "dino", "swav", "rotation", "jigsaw", "relative_patch", "supervised")
 _TRAINED = re.compile(r"trained steps (\d+)\.\.(\d+) in ([0-9.]+) s")
 
 
@@ -191,7 +191,9 @@ def run_all(args) -> dict[str, str]:
   status = {}
   # The baselines are evaluated once: in the first method's run, unless a result in
   # OUTDIR has them already.
-  have_baselines = any("random_init" in (read_eval(args.outdir, n) or {}) for n in args.methods)
+  # Any run in OUTDIR counts, also one of a method not asked for this time.
+  runs_in_outdir = [n for n in os.listdir(args.outdir) if os.path.isdir(os.path.join(args.outdir, n))]
+  have_baselines = any("random_init" in (read_eval(args.outdir, n) or {}) for n in runs_in_outdir)
   baseline_name = None if have_baselines else next(
       (n for n in args.methods if os.path.exists(config_path(n))), None)
   for name in args.methods:
