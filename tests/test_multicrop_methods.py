@@ -180,9 +180,8 @@ def test_frozen_head_layer_unchanged_then_trained(runs):
     assert_trees_close(frozen(teacher2), frozen(init), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("runs", ["dino"], indirect=True)  # only the DINO runs
 def test_dino_teacher_temperature_schedule(runs):
-  if runs["name"] != "dino":
-    pytest.skip("DINO only")
   # np.linspace(0.04, 0.07, 3) for steps 0..2, then 0.07 (official per-epoch schedule).
   want = list(np.linspace(0.04, 0.07, TEMP_WARMUP)) + [0.07]
   got = [runs["one"]["metrics"][s]["teacher_temp"] for s in range(1, 5)]
@@ -197,9 +196,8 @@ def test_dino_teacher_temperature_schedule(runs):
   assert 0 < entropy <= np.log(32) + 1e-5
 
 
+@pytest.mark.parametrize("runs", ["swav"], indirect=True)  # only the SwAV runs
 def test_swav_prototypes_unit_norm(runs):
-  if runs["name"] != "swav":
-    pytest.skip("SwAV only")
   init = initial_params(runs["one"])["prototypes"]
   for params in (init, runs["first"]["state"].params, runs["one"]["state"].params,
                  runs["eight"]["state"].params):
@@ -228,9 +226,8 @@ def global_crop_embeddings(r, params, batch_stats, step):
   return np.asarray(z[:2])
 
 
+@pytest.mark.parametrize("runs", ["swav"], indirect=True)  # only the SwAV runs
 def test_swav_queue_holds_last_embeddings_in_global_order(runs):
-  if runs["name"] != "swav":
-    pytest.skip("SwAV only")
   after2 = runs["first"]["state"]
   # Filled from step 1: after 2 steps the batch of step 1 is at the front, the rest empty.
   queue2 = after2.method_state["queue"]
@@ -314,11 +311,10 @@ def test_dino_head_matches_numpy_reference(norm_last_layer):
                              rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("runs", ["dino"], indirect=True)  # only the DINO runs
 def test_dino_evaluates_the_teacher_unless_told_otherwise(runs, data_dir):
   """The paper evaluates the teacher (section 3.1): the frozen evaluation embeds with the
   variables the method names, which after training differ from the student's."""
-  if runs["name"] != "dino":
-    pytest.skip("DINO only")
   state = runs["one"]["state"]
   config = method_config("dino", data_dir)
   method = get_method("dino")
