@@ -20,7 +20,6 @@ views of the global batch (synced over devices by `bn_axis_name`), as simclr.py 
 from __future__ import annotations
 
 import flax.linen as nn
-import jax
 import ml_collections
 
 from sslax import losses
