@@ -19,25 +19,11 @@ clips the adaptive rate at the global one (`clip_lr: True`), which optax.lars do
 from sslax import config as config_lib
 from sslax.data.augment import default_view_config
 from sslax.methods.barlow_twins import defaults as barlow_twins_defaults
-from sslax.models import encoder_config
-
-TRAIN_EXAMPLES = 50_000
 
 
 def get_config():
-  config = config_lib.base_config()
-  config.batch_size = 256
-  epochs = 1000
-  steps_per_epoch = TRAIN_EXAMPLES // config.batch_size
-  config.total_steps = epochs * steps_per_epoch
-  config.log_every_steps = 100
-  config.checkpoint_every_steps = 5 * steps_per_epoch
-
-  config.data.name = "cifar10"
-  config.data.image_size = 32
-
-  config.model = encoder_config("resnet18", stem="cifar")
-  config.method = barlow_twins_defaults()
+  config, steps_per_epoch = config_lib.cifar10_resnet18(
+      barlow_twins_defaults(), batch_size=256, epochs=1000)
   config.method.lambd = 0.0051
   config.method.projector_hidden = (2048, 2048)
   config.method.projector_dim = 2048
@@ -54,5 +40,4 @@ def get_config():
   config.optimizer.trust_coefficient = 0.02
   config.optimizer.weight_decay = 1e-4
   config.optimizer.warmup_steps = 10 * steps_per_epoch
-  config.eval.batch_size = 1000
   return config

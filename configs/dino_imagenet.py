@@ -26,28 +26,14 @@ import ml_collections
 from sslax import config as config_lib
 from sslax.data.augment import default_view_config
 from sslax.methods.dino import defaults as dino_defaults
-from sslax.models import encoder_config
 
-TRAIN_EXAMPLES = 1_281_167
 NUM_LOCAL = 8
 
 
 def get_config():
-  config = config_lib.base_config()
-  config.batch_size = 512
-  steps_per_epoch = TRAIN_EXAMPLES // config.batch_size
-  config.total_steps = 100 * steps_per_epoch
-  config.log_every_steps = 100
-  config.checkpoint_every_steps = 2 * steps_per_epoch
-
-  config.data.name = "imagenet2012"
-  config.data.train_split = "train"
-  config.data.test_split = "validation"
-  config.data.image_size = 224
-  config.data.in_memory = False
-
-  config.model = encoder_config("resnet50", stem="imagenet")
-  config.method = dino_defaults()   # out_dim 65536, head 2048-2048-256, no BN, 0.04/0.1
+  # out_dim 65536, head 2048-2048-256, no BN, 0.04/0.1
+  config, steps_per_epoch = config_lib.imagenet_resnet50(
+      dino_defaults(), batch_size=512, epochs=100, checkpoint_every_epochs=2)
   config.method.base_momentum = 0.996
   config.method.teacher_temp = 0.04
   config.method.warmup_teacher_temp = 0.04
@@ -72,8 +58,4 @@ def get_config():
   config.optimizer.weight_decay = 1e-4
   config.optimizer.warmup_steps = 10 * steps_per_epoch
   config.optimizer.clip_grad_per_tensor = 3.0
-  config.eval.batch_size = 1024
-  config.eval.knn_k = 200
-  config.eval.max_train_examples = 100_000
-  config.eval.raw_pixel_baseline = False
   return config

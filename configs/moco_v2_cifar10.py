@@ -15,24 +15,11 @@ MoCo v2 computes the official one direction.
 from sslax import config as config_lib
 from sslax.data.augment import default_view_config
 from sslax.methods.moco_v2 import defaults as moco_v2_defaults
-from sslax.models import encoder_config
-
-TRAIN_EXAMPLES = 50_000
 
 
 def get_config():
-  config = config_lib.base_config()
-  config.batch_size = 256
-  steps_per_epoch = TRAIN_EXAMPLES // config.batch_size
-  config.total_steps = 1000 * steps_per_epoch
-  config.log_every_steps = 100
-  config.checkpoint_every_steps = 5 * steps_per_epoch
-
-  config.data.name = "cifar10"
-  config.data.image_size = 32
-
-  config.model = encoder_config("resnet18", stem="cifar")
-  config.method = moco_v2_defaults()
+  config, steps_per_epoch = config_lib.cifar10_resnet18(
+      moco_v2_defaults(), batch_size=256, epochs=1000)
   config.method.temperature = 0.2
   config.method.queue_size = 32768
   config.method.projector_hidden = (2048,)
@@ -52,5 +39,4 @@ def get_config():
   config.optimizer.momentum = 0.9
   config.optimizer.weight_decay = 1e-4
   config.optimizer.warmup_steps = 10 * steps_per_epoch
-  config.eval.batch_size = 1000
   return config

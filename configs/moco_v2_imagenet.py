@@ -16,27 +16,10 @@ sslax/methods/moco_v2.py).
 from sslax import config as config_lib
 from sslax.data.augment import default_view_config
 from sslax.methods.moco_v2 import defaults as moco_v2_defaults
-from sslax.models import encoder_config
-
-TRAIN_EXAMPLES = 1_281_167
 
 
 def get_config():
-  config = config_lib.base_config()
-  config.batch_size = 256
-  steps_per_epoch = TRAIN_EXAMPLES // config.batch_size
-  config.total_steps = 200 * steps_per_epoch
-  config.log_every_steps = 100
-  config.checkpoint_every_steps = 5 * steps_per_epoch
-
-  config.data.name = "imagenet2012"
-  config.data.train_split = "train"
-  config.data.test_split = "validation"
-  config.data.image_size = 224
-  config.data.in_memory = False   # random access, decoded and resized on the host
-
-  config.model = encoder_config("resnet50", stem="imagenet")
-  config.method = moco_v2_defaults()
+  config, _ = config_lib.imagenet_resnet50(moco_v2_defaults(), batch_size=256, epochs=200)
   config.method.temperature = 0.2
   config.method.queue_size = 65536
   config.method.base_momentum = 0.999
@@ -54,8 +37,4 @@ def get_config():
   config.optimizer.momentum = 0.9
   config.optimizer.weight_decay = 1e-4
   config.optimizer.warmup_steps = 0
-  config.eval.batch_size = 1024
-  # As configs/simclr_imagenet.py: the probe and kNN fit on the first 100k training images.
-  config.eval.max_train_examples = 100_000
-  config.eval.raw_pixel_baseline = False
   return config

@@ -14,27 +14,11 @@ uses lr 0.3; for 1000 epochs lr 0.3, weight decay 1.5e-6, m 0.996.
 from sslax import config as config_lib
 from sslax.data.augment import byol_view_configs
 from sslax.methods.moco_v3 import defaults as moco_v3_defaults
-from sslax.models import encoder_config
-
-TRAIN_EXAMPLES = 1_281_167
 
 
 def get_config():
-  config = config_lib.base_config()
-  config.batch_size = 4096
-  steps_per_epoch = TRAIN_EXAMPLES // config.batch_size
-  config.total_steps = 100 * steps_per_epoch
-  config.log_every_steps = 100
-  config.checkpoint_every_steps = 2 * steps_per_epoch
-
-  config.data.name = "imagenet2012"
-  config.data.train_split = "train"
-  config.data.test_split = "validation"
-  config.data.image_size = 224
-  config.data.in_memory = False   # random access, decoded and resized on the host
-
-  config.model = encoder_config("resnet50", stem="imagenet")
-  config.method = moco_v3_defaults()
+  config, steps_per_epoch = config_lib.imagenet_resnet50(
+      moco_v3_defaults(), batch_size=4096, epochs=100, checkpoint_every_epochs=2)
   config.method.temperature = 1.0
   config.method.projector_hidden = (4096, 4096)
   config.method.projector_dim = 256
@@ -51,8 +35,4 @@ def get_config():
   config.optimizer.trust_coefficient = 0.001
   config.optimizer.weight_decay = 1e-6
   config.optimizer.warmup_steps = 10 * steps_per_epoch
-  config.eval.batch_size = 1024
-  # As configs/simclr_imagenet.py: the probe and kNN fit on the first 100k training images.
-  config.eval.max_train_examples = 100_000
-  config.eval.raw_pixel_baseline = False
   return config

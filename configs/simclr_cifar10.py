@@ -12,25 +12,11 @@ ResNet-18 that solo-learn and most CIFAR tables use instead of the paper's ResNe
 from sslax import config as config_lib
 from sslax.data.augment import default_view_config
 from sslax.methods.simclr import defaults as simclr_defaults
-from sslax.models import encoder_config
-
-TRAIN_EXAMPLES = 50_000
 
 
 def get_config():
-  config = config_lib.base_config()
-  config.batch_size = 512
-  epochs = 1000
-  steps_per_epoch = TRAIN_EXAMPLES // config.batch_size
-  config.total_steps = epochs * steps_per_epoch
-  config.log_every_steps = 100
-  config.checkpoint_every_steps = 5 * steps_per_epoch
-
-  config.data.name = "cifar10"
-  config.data.image_size = 32
-
-  config.model = encoder_config("resnet18", stem="cifar")
-  config.method = simclr_defaults()
+  config, steps_per_epoch = config_lib.cifar10_resnet18(
+      simclr_defaults(), batch_size=512, epochs=1000)
   config.method.temperature = 0.5
   config.method.projector_hidden = (512,)
   config.method.projector_dim = 128
@@ -43,5 +29,4 @@ def get_config():
   config.optimizer.base_lr = 1.0
   config.optimizer.warmup_steps = 10 * steps_per_epoch
   config.optimizer.weight_decay = 1e-6
-  config.eval.batch_size = 1000
   return config

@@ -18,27 +18,11 @@ official SGD decays every parameter).
 from sslax import config as config_lib
 from sslax.data.augment import default_view_config
 from sslax.methods.simsiam import defaults as simsiam_defaults
-from sslax.models import encoder_config
-
-TRAIN_EXAMPLES = 1_281_167
 
 
 def get_config():
-  config = config_lib.base_config()
-  config.batch_size = 512
-  steps_per_epoch = TRAIN_EXAMPLES // config.batch_size
-  config.total_steps = 100 * steps_per_epoch
-  config.log_every_steps = 100
-  config.checkpoint_every_steps = 2 * steps_per_epoch
-
-  config.data.name = "imagenet2012"
-  config.data.train_split = "train"
-  config.data.test_split = "validation"
-  config.data.image_size = 224
-  config.data.in_memory = False   # random access, decoded and resized on the host
-
-  config.model = encoder_config("resnet50", stem="imagenet")
-  config.method = simsiam_defaults()
+  config, _ = config_lib.imagenet_resnet50(
+      simsiam_defaults(), batch_size=512, epochs=100, checkpoint_every_epochs=2)
   config.method.projector_hidden = (2048, 2048)
   config.method.projector_dim = 2048
   config.method.predictor_hidden = (512,)
@@ -55,8 +39,4 @@ def get_config():
   config.optimizer.nesterov = False
   config.optimizer.weight_decay = 1e-4
   config.optimizer.warmup_steps = 0
-  config.eval.batch_size = 1024
-  # As configs/simclr_imagenet.py: the probe and kNN fit on the first 100k training images.
-  config.eval.max_train_examples = 100_000
-  config.eval.raw_pixel_baseline = False
   return config

@@ -20,26 +20,12 @@ Departures:
 from sslax import config as config_lib
 from sslax.data.augment import default_view_config
 from sslax.methods.supervised import defaults as supervised_defaults
-from sslax.models import encoder_config
-
-TRAIN_EXAMPLES = 50_000
 
 
 def get_config():
-  config = config_lib.base_config()
-  config.batch_size = 128
-  epochs = 200
-  steps_per_epoch = TRAIN_EXAMPLES // config.batch_size
-  config.total_steps = epochs * steps_per_epoch
-  config.log_every_steps = 100
-  config.checkpoint_every_steps = 5 * steps_per_epoch
-
-  config.data.name = "cifar10"
-  config.data.image_size = 32
+  config, _ = config_lib.cifar10_resnet18(supervised_defaults(), batch_size=128, epochs=200)
   config.data.num_classes = 10
 
-  config.model = encoder_config("resnet18", stem="cifar")
-  config.method = supervised_defaults()
 
   config.views.view1 = default_view_config(
       crop_scale=(0.6, 1.0), jitter_p=0.0, gray_p=0.0, blur_p=0.0, solarize_p=0.0)
@@ -51,5 +37,4 @@ def get_config():
   config.optimizer.nesterov = False
   config.optimizer.weight_decay = 5e-4
   config.optimizer.warmup_steps = 0
-  config.eval.batch_size = 1000
   return config

@@ -17,28 +17,13 @@ biases and BatchNorm parameters take no weight decay (the trainer's mask); batch
 from sslax import config as config_lib
 from sslax.data.augment import default_view_config
 from sslax.methods.supervised import defaults as supervised_defaults
-from sslax.models import encoder_config
-
-TRAIN_EXAMPLES = 1_281_167
 
 
 def get_config():
-  config = config_lib.base_config()
-  config.batch_size = 1024
-  steps_per_epoch = TRAIN_EXAMPLES // config.batch_size
-  config.total_steps = 90 * steps_per_epoch
-  config.log_every_steps = 100
-  config.checkpoint_every_steps = 2 * steps_per_epoch
-
-  config.data.name = "imagenet2012"
-  config.data.train_split = "train"
-  config.data.test_split = "validation"
-  config.data.image_size = 224
-  config.data.in_memory = False   # random access, decoded and resized on the host
+  config, steps_per_epoch = config_lib.imagenet_resnet50(
+      supervised_defaults(), batch_size=1024, epochs=90, checkpoint_every_epochs=2)
   config.data.num_classes = 1000
 
-  config.model = encoder_config("resnet50", stem="imagenet")
-  config.method = supervised_defaults()
 
   config.views.view1 = default_view_config(
       crop_scale=(0.08, 1.0), jitter_p=0.0, gray_p=0.0, blur_p=0.0, solarize_p=0.0)
@@ -50,9 +35,6 @@ def get_config():
   config.optimizer.nesterov = False
   config.optimizer.weight_decay = 1e-4
   config.optimizer.warmup_steps = 5 * steps_per_epoch
-  config.eval.batch_size = 1024
   # As configs/simclr_imagenet.py: the probe and kNN fit on the first 100k training
   # images, and raw pixels at 224x224x3 are no baseline.
-  config.eval.max_train_examples = 100_000
-  config.eval.raw_pixel_baseline = False
   return config

@@ -25,28 +25,14 @@ import ml_collections
 from sslax import config as config_lib
 from sslax.data.augment import default_view_config
 from sslax.methods.swav import defaults as swav_defaults
-from sslax.models import encoder_config
 
-TRAIN_EXAMPLES = 1_281_167
 NUM_LOCAL = 6
 
 
 def get_config():
-  config = config_lib.base_config()
-  config.batch_size = 4096
-  steps_per_epoch = TRAIN_EXAMPLES // config.batch_size
-  config.total_steps = 800 * steps_per_epoch
-  config.log_every_steps = 100
-  config.checkpoint_every_steps = 5 * steps_per_epoch
-
-  config.data.name = "imagenet2012"
-  config.data.train_split = "train"
-  config.data.test_split = "validation"
-  config.data.image_size = 224
-  config.data.in_memory = False
-
-  config.model = encoder_config("resnet50", stem="imagenet")
-  config.method = swav_defaults()   # 2048 -> 128, 3000 prototypes, 0.1, 0.05, 3 iterations
+  # 2048 -> 128, 3000 prototypes, 0.1, 0.05, 3 iterations
+  config, steps_per_epoch = config_lib.imagenet_resnet50(
+      swav_defaults(), batch_size=4096, epochs=800)
   config.method.freeze_prototypes_steps = 313
   config.method.queue_length = 0
 
@@ -65,8 +51,4 @@ def get_config():
   config.optimizer.trust_coefficient = 0.001
   config.optimizer.weight_decay = 1e-6
   config.optimizer.warmup_steps = 10 * steps_per_epoch
-  config.eval.batch_size = 1024
-  config.eval.knn_k = 200
-  config.eval.max_train_examples = 100_000
-  config.eval.raw_pixel_baseline = False
   return config

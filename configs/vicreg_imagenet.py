@@ -17,27 +17,11 @@ Departure: the cosine decays to 0 instead of to 1/1000 of the peak.
 from sslax import config as config_lib
 from sslax.data.augment import byol_view_configs
 from sslax.methods.vicreg import defaults as vicreg_defaults
-from sslax.models import encoder_config
-
-TRAIN_EXAMPLES = 1_281_167
 
 
 def get_config():
-  config = config_lib.base_config()
-  config.batch_size = 2048
-  steps_per_epoch = TRAIN_EXAMPLES // config.batch_size
-  config.total_steps = 1000 * steps_per_epoch
-  config.log_every_steps = 100
-  config.checkpoint_every_steps = 5 * steps_per_epoch
-
-  config.data.name = "imagenet2012"
-  config.data.train_split = "train"
-  config.data.test_split = "validation"
-  config.data.image_size = 224
-  config.data.in_memory = False   # random access, decoded and resized on the host
-
-  config.model = encoder_config("resnet50", stem="imagenet")
-  config.method = vicreg_defaults()
+  config, steps_per_epoch = config_lib.imagenet_resnet50(
+      vicreg_defaults(), batch_size=2048, epochs=1000)
   config.method.sim_coeff = 25.0
   config.method.std_coeff = 25.0
   config.method.cov_coeff = 1.0
@@ -53,8 +37,4 @@ def get_config():
   config.optimizer.trust_coefficient = 0.001
   config.optimizer.weight_decay = 1e-6
   config.optimizer.warmup_steps = 10 * steps_per_epoch
-  config.eval.batch_size = 1024
-  # As configs/simclr_imagenet.py: the probe and kNN fit on the first 100k training images.
-  config.eval.max_train_examples = 100_000
-  config.eval.raw_pixel_baseline = False
   return config

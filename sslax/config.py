@@ -75,6 +75,64 @@ def fashion_mnist_cpu(method: ml_collections.ConfigDict) -> ml_collections.Confi
   return config
 
 
+IMAGENET_TRAIN_EXAMPLES = 1_281_167
+CIFAR10_TRAIN_EXAMPLES = 50_000
+
+
+def _epochs(config: ml_collections.ConfigDict, train_examples: int, batch_size: int, epochs: int,
+            checkpoint_every_epochs: int) -> int:
+  """Sets batch size, steps, logging and checkpoint period from epochs; -> steps per epoch."""
+  steps_per_epoch = train_examples // batch_size
+  config.batch_size = batch_size
+  config.total_steps = epochs * steps_per_epoch
+  config.log_every_steps = 100
+  config.checkpoint_every_steps = checkpoint_every_epochs * steps_per_epoch
+  return steps_per_epoch
+
+
+def imagenet_resnet50(method: ml_collections.ConfigDict, *, batch_size: int, epochs: int,
+                      checkpoint_every_epochs: int = 5) -> tuple[ml_collections.ConfigDict, int]:
+  """What every configs/*_imagenet.py shares: `base_config()` with ImageNet (ILSVRC-2012,
+  224 px, read by random access), a ResNet-50 with the ImageNet stem, `method`, and an
+  evaluation that fits the probe and kNN on the first 100k training images (features of
+  all 1.28M would not fit a host; raw pixels at 224x224x3 are no baseline at this size).
+  -> (config, steps per epoch); the caller sets views and optimizer."""
+  from sslax.models import encoder_config
+
+  config = base_config()
+  steps_per_epoch = _epochs(config, IMAGENET_TRAIN_EXAMPLES, batch_size, epochs,
+                            checkpoint_every_epochs)
+  config.data.name = "imagenet2012"
+  config.data.train_split = "train"
+  config.data.test_split = "validation"
+  config.data.image_size = 224
+  config.data.in_memory = False   # random access, decoded and resized on the host
+  config.model = encoder_config("resnet50", stem="imagenet")
+  config.method = method
+  config.eval.batch_size = 1024
+  config.eval.max_train_examples = 100_000
+  config.eval.raw_pixel_baseline = False
+  return config, steps_per_epoch
+
+
+def cifar10_resnet18(method: ml_collections.ConfigDict, *, batch_size: int, epochs: int,
+                     checkpoint_every_epochs: int = 5) -> tuple[ml_collections.ConfigDict, int]:
+  """What every configs/*_cifar10.py shares: `base_config()` with CIFAR-10 (32 px, in
+  memory), a CIFAR-style ResNet-18 (3x3 stem, no max-pool), `method`.
+  -> (config, steps per epoch); the caller sets views and optimizer."""
+  from sslax.models import encoder_config
+
+  config = base_config()
+  steps_per_epoch = _epochs(config, CIFAR10_TRAIN_EXAMPLES, batch_size, epochs,
+                            checkpoint_every_epochs)
+  config.data.name = "cifar10"
+  config.data.image_size = 32
+  config.model = encoder_config("resnet18", stem="cifar")
+  config.method = method
+  config.eval.batch_size = 1000
+  return config, steps_per_epoch
+
+
 def _require(condition: bool, key: str, message: str) -> None:
   if not condition:
     raise ConfigError(f"config.{key}: {message}")
