@@ -74,7 +74,8 @@ def benchmark(name: str, config, channels: int, steps: int) -> dict:
   state = parallel.replicate(train.initial_state(config, method, model, tx, channels), mesh)
   info = {"mean": (0.5,) * channels, "std": (0.25,) * channels}
   step_fn = parallel.sharded_step(
-      train.make_train_step(method, model, tx, schedule, config, train.make_views_fn(config, info)), mesh)
+      train.make_train_step(method, model, tx, schedule, config, train.make_views_fn(config, info),
+                            info), mesh)
 
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, size=(batch_size, image_size, image_size, channels), dtype=np.uint8)

@@ -83,15 +83,17 @@ def make_views_fn(config: ml_collections.ConfigDict, info: dict) -> Callable:
 
 def make_train_step(method: Method, model: nn.Module, tx: optax.GradientTransformation,
                     schedule: optax.Schedule, config: ml_collections.ConfigDict,
-                    views_fn: Callable) -> Callable:
+                    views_fn: Callable, info: dict | None = None) -> Callable:
   """The per-device step fn(state, batch) -> (state, metrics), for parallel.sharded_step."""
   axis = parallel.DATA_AXIS
   method_key = jax.random.fold_in(jax.random.key(config.seed), _METHOD_STREAM)
+  info = info or {"mean": (0.5,), "std": (0.25,)}
 
   def per_device_step(state: TrainState, batch: dict):
     inputs = StepInputs(views=views_fn(batch["image"], batch["position"]), labels=batch["label"],
                         step=state.step, state=state.method_state,
-                        keys=jax.vmap(lambda p: jax.random.fold_in(method_key, p))(batch["position"]))
+                        keys=jax.vmap(lambda p: jax.random.fold_in(method_key, p))(batch["position"]),
+                        pixel_mean=tuple(info["mean"]), pixel_std=tuple(info["std"]))
 
     def loss_fn(params):
       variables = {"params": params, "batch_stats": state.batch_stats}
@@ -162,7 +164,8 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
   tx = optim.make_optimizer(config.optimizer, schedule)
   state = parallel.replicate(initial_state(config, method, model, tx, source.image_shape[-1]), mesh)
   step_fn = parallel.sharded_step(
-      make_train_step(method, model, tx, schedule, config, make_views_fn(config, info)), mesh)
+      make_train_step(method, model, tx, schedule, config, make_views_fn(config, info), info),
+      mesh)
   return method, source, info, model, state, step_fn
 
 

@@ -17,6 +17,9 @@ global-batch values; `LossAux.outputs` is handed to `update_state`.
 `evaluated_variables(config, params, batch_stats, state)` -> the variables the frozen
 evaluation embeds with (default: the online network).
 
+`reconstruct(model, variables, views, keys, cfg)` (self-prediction methods only) -> the
+input, its corrupted or masked version and the network's reconstruction, as pictures.
+
 `init_state(config, variables)` -> a pytree, replicated on every device and saved in
 every checkpoint. `update_state(config, params, state, outputs, step)` -> `(params,
 state)` runs inside the step after the optimizer (BYOL averages the *new* online
@@ -52,6 +55,10 @@ class StepInputs:
   keys: Any = None        # PRNG keys [local_batch], one per example: fold_in(seed stream,
                           # global position), so a method's own randomness (masks, tile
                           # shuffles) does not depend on the device an example lands on
+  # How the views were normalized, view = (pixel / 255 - mean) / std per channel: methods that
+  # need pixels in [0, 1] (colorization's Lab targets) undo it.
+  pixel_mean: tuple = flax.struct.field(pytree_node=False, default=(0.5,))
+  pixel_std: tuple = flax.struct.field(pytree_node=False, default=(0.25,))
 
 
 class LossAux(NamedTuple):
@@ -88,6 +95,10 @@ class Method:
   # (config, params, batch_stats, state) -> the variables whose `encode` is evaluated:
   # the online network, unless the method's paper evaluates another (DINO: the teacher).
   evaluated_variables: Callable[..., dict] = online_network
+  # Self-prediction methods: (model, variables, views [B,H,W,C] normalized, keys [B], cfg) ->
+  # {"input", "corrupted", "reconstruction"}, each [B,H,W,C] in the views' normalization,
+  # for the reconstruction pictures (python -m sslax.reconstruct). None: not a reconstruction.
+  reconstruct: Callable[..., dict] | None = None
 
 
 class EncoderWithHead(nn.Module):
