@@ -68,7 +68,7 @@ def benchmark(name: str, config, channels: int, steps: int) -> dict:
   mesh = parallel.make_mesh()
   parallel.check_batch_divisible(batch_size, mesh)
   method = get_method(config.method.name)
-  model = method.build(train.with_num_classes(config, _TenClasses))
+  model = method.build(config_lib.with_precision(train.with_num_classes(config, _TenClasses)))
   schedule = optim.learning_rate_schedule(config.optimizer, batch_size, 10_000)
   tx = optim.make_optimizer(config.optimizer, schedule)
   state = parallel.replicate(train.initial_state(config, method, model, tx, channels), mesh)

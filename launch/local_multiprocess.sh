@@ -20,6 +20,17 @@ for ((i = 0; i < NUM_PROCESSES; i++)); do
     "$PYTHON" -m sslax.main "$@" &
   pids+=($!)
 done
+# SIGTERM/SIGINT to this script goes to every process, as a scheduler's would: each saves
+# the checkpoint at the step they agree on and exits with status 143 (sslax/preemption.py).
+# shellcheck disable=SC2317  # called by the trap
+forward() { kill -TERM "${pids[@]}" 2>/dev/null || true; }
+trap forward TERM INT
 status=0
-for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
-exit $status
+for pid in "${pids[@]}"; do
+  while true; do
+    wait "$pid" && rc=0 || rc=$?
+    kill -0 "$pid" 2>/dev/null || break  # still alive: a trapped signal interrupted the wait
+  done
+  if ((rc != 0)); then status=$rc; fi
+done
+exit "$status"

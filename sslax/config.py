@@ -16,6 +16,18 @@ class ConfigError(ValueError):
   """A config key holds a value that cannot work; the message names the key and the fix."""
 
 
+PRECISIONS = ("float32", "bfloat16")
+
+
+def with_precision(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy whose config.model.dtype is config.precision: what `build_encoder` hands the
+  backbone as its compute dtype (parameters stay float32 in every encoder)."""
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.model.dtype = config.get("precision", "float32")
+  return config
+
+
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
@@ -26,6 +38,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.async_checkpoints = True
   c.num_devices = -1            # -1: every device of every process
+  # Precision and memory (README "Scale out"). precision: the backbone's compute dtype;
+  # parameters, optimizer state, heads, losses and softmax stay float32 either way.
+  c.precision = "float32"       # or "bfloat16"
+  c.accumulation_steps = 1      # > 1: the global batch as this many micro-batches, one gradient
 
   c.data = ml_collections.ConfigDict(dict(
       name="fashion_mnist", train_split="train", test_split="test", data_dir="",
@@ -42,6 +58,23 @@ def base_config() -> ml_collections.ConfigDict:
       batch_size=1000, knn_k=200, knn_temperature=0.07,
       probe_weight_decays=(0.0, 1e-5, 1e-4, 1e-3, 1e-2),
       random_init_baseline=True, raw_pixel_baseline=True, max_train_examples=-1))
+
+  # Full fine-tuning (sslax/evaluate/finetune.py): the pretrained encoder + a new linear
+  # classifier trained with labels; --mode=finetune, or after the frozen evaluation if
+  # enabled. MAE's recipe (He et al. 2022, table 9) without mixup, cutmix, RandAugment,
+  # drop path; lr = base_lr * batch_size / 256 with lr_scaling "linear".
+  from sslax.data.augment import default_view_config
+  c.finetune = ml_collections.ConfigDict(dict(
+      enabled=False, total_steps=1000, batch_size=256, checkpoint_every_steps=500,
+      # "pretrained": from the run's encoder; "random": the same protocol from a random
+      # init (the baseline that shows what pretraining adds), in WORKDIR/finetune_random_init
+      init="pretrained",
+      base_lr=1e-3, lr_scaling="linear", warmup_steps=100, weight_decay=0.05, b1=0.9, b2=0.999,
+      layer_decay=0.75,       # lr of layer i: lr * layer_decay ** (L + 1 - i); 1: none
+      label_smoothing=0.1,
+      # A mild view: crop and flip only, no colour.
+      view=default_view_config(crop_scale=(0.5, 1.0), color_strength=0.0, jitter_p=0.0,
+                               gray_p=0.0, blur_p=0.0, solarize_p=0.0)))
   return c
 
 
@@ -148,6 +181,7 @@ def _choice(config: ml_collections.ConfigDict, key: str, choices) -> None:
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError for a value that cannot work; call before building anything."""
   from sslax.methods import METHODS
+  from sslax.methods.base import no_state
   from sslax.models import ENCODERS
 
   for key in ("batch_size", "total_steps", "log_every_steps", "checkpoint_every_steps",
@@ -156,6 +190,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
              f"must be a positive integer, got {config[key]!r}")
   _choice(config, "method.name", METHODS)
   _choice(config, "model.name", ENCODERS)
+  _choice(config, "precision", PRECISIONS)
+  _require(isinstance(config.accumulation_steps, int) and config.accumulation_steps > 0,
+           "accumulation_steps", f"must be a positive integer, got {config.accumulation_steps!r}")
+  _require(config.batch_size % config.accumulation_steps == 0, "accumulation_steps",
+           f"{config.accumulation_steps} does not divide batch_size = {config.batch_size}; "
+           "choose a divisor of the batch size")
+  _require(config.accumulation_steps == 1 or METHODS[config.method.name].init_state is no_state,
+           "accumulation_steps", f"method {config.method.name!r} updates its state (target "
+           "network, queue, center) from each step's outputs, which accumulation would split "
+           "into micro-batches; set accumulation_steps=1 (supported for stateless methods)")
   _choice(config, "optimizer.name", optim.OPTIMIZERS)
   _choice(config, "optimizer.lr_scaling", optim.LR_SCALINGS)
   _require(config.optimizer.base_lr > 0, "optimizer.base_lr", "must be > 0")
@@ -163,6 +207,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _require(config.optimizer.warmup_steps >= 0, "optimizer.warmup_steps", "must be >= 0")
   _require(config.data.image_size > 0, "data.image_size", "must be > 0")
   _require(config.eval.knn_k > 0, "eval.knn_k", "must be > 0")
+  _require(0 < config.optimizer.get("layer_decay", 1.0) <= 1, "optimizer.layer_decay",
+           "must be in (0, 1]; 1: no layer-wise decay")
+  if "finetune" in config:
+    for key in ("total_steps", "batch_size", "checkpoint_every_steps"):
+      _require(isinstance(config.finetune[key], int) and config.finetune[key] > 0,
+               f"finetune.{key}", f"must be a positive integer, got {config.finetune[key]!r}")
+    _choice(config, "finetune.lr_scaling", optim.LR_SCALINGS)
+    _choice(config, "finetune.init", ("pretrained", "random"))
+    _require(config.finetune.base_lr > 0, "finetune.base_lr", "must be > 0")
+    _require(config.finetune.weight_decay >= 0, "finetune.weight_decay", "must be >= 0")
+    _require(0 < config.finetune.layer_decay <= 1, "finetune.layer_decay",
+             "must be in (0, 1]; 1: no layer-wise decay")
+    _require(0 <= config.finetune.label_smoothing < 1, "finetune.label_smoothing", "must be in [0, 1)")
 
   method = METHODS[config.method.name]
   if method.num_views is None:  # multi-crop: 2 global views (first in sorted order), any locals

@@ -345,3 +345,23 @@ def sinkhorn_knopp(scores: jax.Array, epsilon: float = 0.05, iterations: int = 3
     q = q / jnp.sum(q, axis=0, keepdims=True)
     q = q / global_batch
   return (q * global_batch).T
+
+
+def weighted_mse(prediction: jax.Array, target: jax.Array, weights: jax.Array,
+                 axis_name: str | None = None) -> jax.Array:
+  """Weighted mean squared error over the global batch (reconstruction losses):
+
+    sum(w * (prediction - target)^2) / sum(w), both sums over every element of the global
+    batch, with the weights w broadcast to prediction's shape.
+
+  Args:
+    prediction, target: [local_batch, H, W, C].
+    weights: non-negative, broadcastable to prediction (e.g. [local_batch, H, W, 1]): 1 on
+      the pixels that count, 0 elsewhere (a masked MSE), or per-region weights. All ones is
+      the plain MSE. The global sum of weights must be > 0.
+    axis_name: mesh axis the batch is split over; None on a single device.
+  """
+  weights = jnp.broadcast_to(weights, prediction.shape).astype(jnp.float32)
+  error = jnp.square(prediction.astype(jnp.float32) - target.astype(jnp.float32))
+  # A ratio of global means is the ratio of global sums (each device holds the same count).
+  return parallel.pmean(jnp.sum(weights * error), axis_name) / parallel.pmean(jnp.sum(weights), axis_name)

@@ -3,6 +3,10 @@
   python -m sslax.main --config=configs/simclr_fashion_mnist.py --workdir=runs/simclr \
       [--config.batch_size=512 --config.total_steps=2000 ...]
   python -m sslax.main --config=... --workdir=DIR --mode=evaluate   # evaluate the latest checkpoint
+  python -m sslax.main --config=... --workdir=DIR --mode=finetune   # fine-tune it (sslax/evaluate/finetune.py)
+
+Exit status 143 (= 128 + SIGTERM): stopped by SIGTERM after saving a checkpoint; run the
+same command again to resume (sslax/preemption.py).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from ml_collections import config_flags
 
 config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics.jsonl, TensorBoard events and eval.json.")
-flags.DEFINE_enum("mode", "train_and_evaluate", ["train_and_evaluate", "train", "evaluate"], "What to run.")
+flags.DEFINE_enum("mode", "train_and_evaluate", ["train_and_evaluate", "train", "evaluate", "finetune"],
+                  "What to run.")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
@@ -71,19 +76,24 @@ def main(argv):
   for noisy in ("absl", "orbax", "jax", "tensorflow", "tensorflow_datasets"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
 
-  from sslax import config as config_lib, parallel, train
+  from sslax import config as config_lib, parallel, preemption, train
   from sslax.data.pipeline import DatasetNotFoundError
+  from sslax.evaluate import finetune
 
   parallel.maybe_initialize_distributed()
   config = FLAGS.config
   run = {"train_and_evaluate": train.train_and_evaluate, "train": train.train,
-         "evaluate": train.evaluate_latest}[FLAGS.mode]
+         "evaluate": train.evaluate_latest, "finetune": finetune.finetune_latest}[FLAGS.mode]
   try:
     config_lib.validate(config)  # before anything is built or compiled
     run(config, FLAGS.workdir)
-  except (config_lib.ConfigError, DatasetNotFoundError, FileNotFoundError) as error:
+  except (config_lib.ConfigError, DatasetNotFoundError, FileNotFoundError, FileExistsError) as error:
     # Errors the user can fix: the message says how; a traceback would bury it.
     sys.exit(f"error: {error}")
+  except preemption.Preempted as stopped:
+    # A clean stop with its own status, so a resume loop knows to run again.
+    print(str(stopped), file=sys.stderr, flush=True)
+    sys.exit(preemption.EXIT_STATUS)
 
 
 if __name__ == "__main__":

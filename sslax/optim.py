@@ -4,11 +4,13 @@ The learning rate is scaled by the global batch (base_lr * global_batch / 256, G
 et al. 2017, as SimCLR/BYOL/MoCo do), warmed up linearly, then decayed with a
 cosine. Weight decay and the LARS trust ratio skip biases and normalization
 parameters (SimCLR appendix B.1; BYOL section 3.3): `optax.lars` would otherwise
-decay and trust-scale every leaf.
+decay and trust-scale every leaf. Fine-tuning may lower the learning rate of the
+layers near the input (`scale_by_layer_decay`, BEiT / MAE).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 import jax
@@ -20,16 +22,19 @@ OPTIMIZERS = ("sgd", "adamw", "lars")
 LR_SCALINGS = ("linear", "sqrt", "none")
 
 # Flax names the parameters of Dense/Conv biases and of BatchNorm/LayerNorm/GroupNorm
-# "bias" and "scale"; these are the leaves the papers leave undecayed.
-_NO_DECAY_NAMES = ("bias", "scale")
+# "bias" and "scale"; these are the leaves the papers leave undecayed. The ViT's CLS token,
+# position embeddings and mask tokens are not decayed either (timm / MAE's no_weight_decay).
+_NO_DECAY_NAMES = ("bias", "scale", "cls", "mask_token", "mask_embedding")
+_NO_DECAY_MODULES = ("pos_embed",)
 
 
 def decay_mask(params: Any) -> Any:
   """True for weights that take weight decay (and the LARS trust ratio), False for
-  biases and normalization parameters."""
+  biases, normalization parameters and the ViT's tokens and position embeddings."""
   def is_weight(path, leaf):
-    name = getattr(path[-1], "key", str(path[-1]))
-    return name not in _NO_DECAY_NAMES and leaf.ndim > 1
+    names = [getattr(p, "key", str(p)) for p in path]
+    return (names[-1] not in _NO_DECAY_NAMES and leaf.ndim > 1
+            and not any(n in _NO_DECAY_MODULES for n in names))
   return jax.tree_util.tree_map_with_path(is_weight, params)
 
 
@@ -68,8 +73,12 @@ def clip_by_tensor_norm(max_norm: float) -> optax.GradientTransformation:
 def make_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:
   """cfg.name in OPTIMIZERS; weight decay masked by `decay_mask`; with
   cfg.clip_grad_per_tensor > 0 the gradients are first clipped per tensor
-  (`clip_by_tensor_norm`), before weight decay is added, as in PyTorch."""
+  (`clip_by_tensor_norm`), before weight decay is added, as in PyTorch; with
+  cfg.layer_decay < 1 each layer's update is scaled by `scale_by_layer_decay`."""
   tx = _optimizer(cfg, schedule)
+  layer_decay = cfg.get("layer_decay", 1.0)
+  if layer_decay != 1.0:  # after the optimizer: scaling its update is scaling the lr
+    tx = optax.chain(tx, scale_by_layer_decay(layer_decay))
   clip = cfg.get("clip_grad_per_tensor", 0.0)
   return optax.chain(clip_by_tensor_norm(clip), tx) if clip > 0 else tx
 
@@ -93,7 +102,76 @@ def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       name="lars", base_lr=0.3, lr_scaling="linear", warmup_steps=10, weight_decay=1e-6,
       momentum=0.9, nesterov=False, trust_coefficient=0.001, b1=0.9, b2=0.999,
-      clip_grad_per_tensor=0.0))  # > 0: each gradient tensor's norm clipped to it (DINO)
+      clip_grad_per_tensor=0.0,  # > 0: each gradient tensor's norm clipped to it (DINO)
+      layer_decay=1.0))  # < 1: layer-wise lr decay, `scale_by_layer_decay` (fine-tuning)
+
+
+# ----------------------------------------------------------------------------
+# Layer-wise learning-rate decay (fine-tuning): BEiT (Bao et al. 2022), MAE (He et al. 2022).
+# ----------------------------------------------------------------------------
+
+# ViT (sslax/models/vit.py): the patch and position embeddings and the CLS token are layer 0.
+_EMBEDDING_NAMES = ("patch_embed", "pos_embed", "cls")
+
+
+def _encoder_layer(name: str, path: str) -> int | None:
+  """The layer of the encoder's top-level entry `name`; None for the final norm, which
+  sits with the head in the last layer."""
+  if name in _EMBEDDING_NAMES or name.startswith("stem"):  # ResNet's stem_conv / stem_bn too
+    return 0
+  if name == "norm":
+    return None
+  match = re.fullmatch(r"block_(\d+)", name)  # ViT block_i -> i + 1
+  if match:
+    return int(match.group(1)) + 1
+  match = re.match(r"stage(\d+)_", name)  # ResNet stage{i}_block{j}, ConvNet stage{i}_conv/bn{j}
+  if match:
+    return int(match.group(1))  # stages count from 1: a whole stage is one layer
+  raise ValueError(
+      f"layer-wise lr decay: no layer number for the encoder parameter {path!r}; it knows ViT's "
+      "patch_embed / pos_embed / cls / block_i / norm, ResNet's stem* / stage{i}_* and ConvNet's "
+      "stage{i}_*. Set layer_decay to 1.0 (optimizer.layer_decay, finetune.layer_decay) for none")
+
+
+def layer_decay_scales(params: Any, layer_decay: float, encoder_key: str = "encoder") -> Any:
+  """Per-leaf learning-rate multipliers layer_decay ** (L + 1 - layer), the tree of `params`.
+
+  The layer of a parameter under params[encoder_key] comes from its top-level name there:
+  ViT (MAE's util/lr_decay.py): patch_embed, pos_embed, cls -> 0; block_i -> i + 1; L = depth.
+  ResNet and ConvNet, one layer per stage: stem -> 0; stage{i}_* -> i; L = number of stages.
+  The encoder's final `norm` and everything outside the encoder (the classifier) -> L + 1,
+  which keeps the full learning rate.
+  """
+  def names(path):
+    return [getattr(k, "key", str(k)) for k in path]
+
+  def layer(path):
+    keys = names(path)
+    if keys[0] != encoder_key or len(keys) < 2:
+      return None
+    return _encoder_layer(keys[1], "/".join(keys))
+
+  leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+  last = max([layer(path) for path, _ in leaves if layer(path) is not None], default=0) + 1
+
+  def scale(path, leaf):
+    index = layer(path)
+    return float(layer_decay) ** (last - (last if index is None else index))
+  return jax.tree_util.tree_map_with_path(scale, params)
+
+
+def scale_by_layer_decay(layer_decay: float, encoder_key: str = "encoder") -> optax.GradientTransformation:
+  """Multiplies each update by its `layer_decay_scales` multiplier. Chained after an
+  optimizer it sets layer i's learning rate to lr * layer_decay ** (L + 1 - i), as BEiT's
+  and MAE's parameter groups do; the decoupled weight decay, inside the update, follows its
+  layer's lr as in PyTorch's AdamW. Layers near the input, whose pretrained features are
+  most general, move least."""
+  def update(updates, state, params=None):
+    del params
+    scales = layer_decay_scales(updates, layer_decay, encoder_key)
+    return jax.tree.map(lambda u, s: u * jnp.asarray(s, u.dtype), updates, scales), state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 # ----------------------------------------------------------------------------

@@ -77,12 +77,25 @@ def psum(x: Any, axis_name: str | None) -> Any:
 # ----------------------------------------------------------------------------
 
 def maybe_initialize_distributed() -> None:
-  """Starts JAX's multi-controller runtime when launched as one of several processes.
+  """Starts JAX's multi-controller runtime when this is one of several processes.
 
-  TPU pods and SLURM are auto-detected by `jax.distributed.initialize()`; local
-  multi-process runs set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
-  JAX_PROCESS_ID (see launch/local_multiprocess.sh).
+  * Explicit (any cluster, local rehearsals): JAX_COORDINATOR_ADDRESS=host:port,
+    JAX_NUM_PROCESSES, JAX_PROCESS_ID (launch/local_multiprocess.sh sets them).
+  * SLURM with several tasks (`srun`, launch/slurm.sbatch) and Cloud TPU VMs (a pod
+    slice's workers, launch/tpu_pod.sh): `jax.distributed.initialize()` with no
+    arguments, which reads the coordinator, process count and id from SLURM's
+    variables or the TPU metadata server.
+  * SSLAX_DISTRIBUTED=auto forces that auto-detected call (another cluster JAX knows:
+    Open MPI, Kubernetes); SSLAX_DISTRIBUTED=off skips initialization.
+
+  Initializing also starts JAX's preemption service, which turns a SIGTERM on any
+  process into a checkpoint step every process agrees on (sslax/preemption.py).
   """
+  mode = os.environ.get("SSLAX_DISTRIBUTED", "")
+  if mode not in ("", "auto", "off"):
+    raise ValueError(f"SSLAX_DISTRIBUTED={mode!r}: use 'auto', 'off' or leave it unset")
+  if mode == "off":
+    return
   if os.environ.get("JAX_COORDINATOR_ADDRESS"):
     if os.environ.get("JAX_PLATFORMS", "") == "cpu":
       # Cross-process collectives on CPU go through gloo (TCP); the default has none.
@@ -92,8 +105,28 @@ def maybe_initialize_distributed() -> None:
         num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
         process_id=int(os.environ["JAX_PROCESS_ID"]),
     )
-  elif os.environ.get("SLURM_NTASKS", "1") != "1" or os.environ.get("TPU_WORKER_HOSTNAMES"):
+  elif mode == "auto" or _slurm_tasks() > 1 or _on_cloud_tpu_vm():
     jax.distributed.initialize()
+
+
+def _slurm_tasks() -> int:
+  """Processes of this SLURM job step (srun), 1 outside SLURM or in a plain sbatch shell."""
+  if "SLURM_JOB_ID" not in os.environ or "SLURM_STEP_NODELIST" not in os.environ:
+    return 1
+  return int(os.environ.get("SLURM_NTASKS", "1"))
+
+
+def _on_cloud_tpu_vm() -> bool:
+  """TPU chips on this host's PCI bus (GKE's TPU variables, or JAX's own PCI check),
+  looked up without starting a JAX backend (initialize must come first)."""
+  if os.environ.get("TPU_WORKER_HOSTNAMES") or os.environ.get("MEGASCALE_COORDINATOR_ADDRESS"):
+    return True
+  try:  # private, so guarded: a JAX without it just loses the auto-detection
+    from jax._src import hardware_utils
+    chips, _ = hardware_utils.num_available_tpu_chips_and_device_id()
+    return chips > 0
+  except Exception:  # noqa: BLE001
+    return False
 
 
 def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:

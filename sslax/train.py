@@ -25,10 +25,11 @@ import numpy as np
 import optax
 from jax.experimental import multihost_utils
 
+from sslax import accumulate
 from sslax import checkpoint as checkpoint_lib
 from sslax import config as config_lib
 from sslax import metrics as metrics_lib
-from sslax import optim, parallel
+from sslax import optim, parallel, preemption
 from sslax.data import augment, pipeline
 from sslax.methods import Method, get_method
 from sslax.methods.base import StepInputs
@@ -95,18 +96,22 @@ def make_train_step(method: Method, model: nn.Module, tx: optax.GradientTransfor
                         keys=jax.vmap(lambda p: jax.random.fold_in(method_key, p))(batch["position"]),
                         pixel_mean=tuple(info["mean"]), pixel_std=tuple(info["std"]))
 
-    def loss_fn(params):
-      variables = {"params": params, "batch_stats": state.batch_stats}
-      return method.loss(model, variables, inputs, config.method, axis)
+    def grad_fn(inputs: StepInputs, batch_stats):
+      def loss_fn(params):
+        variables = {"params": params, "batch_stats": batch_stats}
+        return method.loss(model, variables, inputs, config.method, axis)
+      return jax.value_and_grad(loss_fn, has_aux=True)(state.params)
 
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    # One call, or config.accumulation_steps micro-batches in a scan (sslax/accumulate.py).
+    (loss, loss_metrics, aux), grads = accumulate.value_and_grad(
+        grad_fn, inputs, state.batch_stats, state.params, config.get("accumulation_steps", 1))
     # grads are already the global-batch gradient: see sslax/parallel.py.
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     params, method_state = method.update_state(config, params, state.method_state, aux.outputs,
                                                state.step)
     metrics = {"loss": loss, "learning_rate": schedule(state.step),
-               "grad_norm": optax.tree.norm(grads), **aux.metrics}
+               "grad_norm": optax.tree.norm(grads), **loss_metrics}
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=aux.batch_stats,
                               opt_state=opt_state, method_state=method_state)
     return new_state, metrics
@@ -129,10 +134,29 @@ def open_split(config: ml_collections.ConfigDict, split: str) -> pipeline.Source
   return source or open_source()
 
 
+def with_subtrees(variables: dict, init_from: dict) -> dict:
+  """variables with the top-level subtrees of init_from["params"] / ["batch_stats"] in place
+  of the freshly initialized ones (fine-tuning starts from a pretrained `encoder`)."""
+  merged = {}
+  for collection, tree in variables.items():
+    given = init_from.get(collection, {})
+    for name, subtree in given.items():
+      fresh = jax.tree.map(jnp.shape, tree.get(name)) if name in tree else None
+      if fresh != jax.tree.map(jnp.shape, subtree):
+        raise config_lib.ConfigError(
+            f"the pretrained {collection}/{name} does not fit this model's: fine-tune with the "
+            "config.model of the pretraining run")
+    merged[collection] = {**tree, **given}
+  return merged
+
+
 def initial_state(config: ml_collections.ConfigDict, method: Method, model: nn.Module,
-                  tx: optax.GradientTransformation, channels: int) -> TrainState:
-  """The state at step 0, on the host."""
+                  tx: optax.GradientTransformation, channels: int,
+                  init_from: dict | None = None) -> TrainState:
+  """The state at step 0, on the host; `init_from`: see `with_subtrees`."""
   variables = init_variables(model, config, channels)
+  if init_from is not None:
+    variables = with_subtrees(variables, init_from)
   state = TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
                      batch_stats=variables["batch_stats"], opt_state=tx.init(variables["params"]),
                      method_state=method.init_state(config, variables))
@@ -153,16 +177,18 @@ def with_num_classes(config: ml_collections.ConfigDict, source: pipeline.Source)
   return config
 
 
-def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
-  """Everything a run needs, built (not compiled) after the config is validated."""
+def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, init_from: dict | None = None):
+  """Everything a run needs, built (not compiled) after the config is validated;
+  `init_from`: pretrained subtrees of the initial variables (see `with_subtrees`)."""
   method = get_method(config.method.name)
   source = open_split(config, config.data.train_split)
   info = dataset_info(config, source)
-  config = with_num_classes(config, source)
+  config = config_lib.with_precision(with_num_classes(config, source))  # dtype policy -> backbone
   model = method.build(config)
   schedule = optim.learning_rate_schedule(config.optimizer, config.batch_size, config.total_steps)
   tx = optim.make_optimizer(config.optimizer, schedule)
-  state = parallel.replicate(initial_state(config, method, model, tx, source.image_shape[-1]), mesh)
+  state = parallel.replicate(
+      initial_state(config, method, model, tx, source.image_shape[-1], init_from), mesh)
   step_fn = parallel.sharded_step(
       make_train_step(method, model, tx, schedule, config, make_views_fn(config, info), info),
       mesh)
@@ -173,13 +199,22 @@ def make_mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
   try:
     mesh = parallel.make_mesh(None if config.num_devices == -1 else config.num_devices)
     parallel.check_batch_divisible(config.batch_size, mesh)
+    steps = config.get("accumulation_steps", 1)
+    if config.batch_size % (mesh.devices.size * steps):
+      raise ValueError(
+          f"batch_size (global) = {config.batch_size} is not divisible by devices x "
+          f"accumulation_steps = {mesh.devices.size} x {steps}: each device splits its shard "
+          f"into {steps} micro-batches; choose a batch size that is a multiple of "
+          f"{mesh.devices.size * steps}")
   except ValueError as error:
     raise config_lib.ConfigError(str(error)) from None
   return mesh
 
 
-def train(config: ml_collections.ConfigDict, workdir: str) -> tuple[TrainState, nn.Module, Any]:
-  """Pretrains until config.total_steps, resuming from WORKDIR/checkpoints if any."""
+def train(config: ml_collections.ConfigDict, workdir: str,
+          init_from: dict | None = None) -> tuple[TrainState, nn.Module, Any]:
+  """Pretrains until config.total_steps, resuming from WORKDIR/checkpoints if any; a
+  fresh run starts from `init_from`'s subtrees where given (fine-tuning, see `build`)."""
   config_lib.validate(config)
   mesh = make_mesh(config)
   os.makedirs(workdir, exist_ok=True)
@@ -187,7 +222,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> tuple[TrainState, 
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
 
-  method, source, info, model, state, step_fn = build(config, mesh)
+  method, source, info, model, state, step_fn = build(config, mesh, init_from)
   checkpointer = checkpoint_lib.Checkpointer(
       workdir, keep=config.keep_checkpoints, async_save=config.async_checkpoints)
   state, restored_step = checkpointer.restore_latest(state)
@@ -203,10 +238,13 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> tuple[TrainState, 
   progress = metrics_lib.Progress(config.total_steps, config.batch_size, start_step)
   train_start = time.perf_counter()
   step = start_step
+  watch = preemption.PreemptionWatch().start()  # SIGTERM -> checkpoint and stop (sslax/preemption.py)
+  preempted = False
   try:
-    while step < config.total_steps:
+    while step < config.total_steps and not preempted:
       state, step_metrics = step_fn(state, next(device_batches))
       step += 1
+      preempted = watch.reached(step)  # the same step on every process
       if step % config.log_every_steps == 0 or step == config.total_steps:
         scalars = {k: float(v) for k, v in parallel.to_host(step_metrics).items()}
         scalars.update(progress.update(step, scalars["loss"]))
@@ -214,14 +252,17 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> tuple[TrainState, 
           raise FloatingPointError(
               f"loss is {scalars['loss']} at step {step}: lower optimizer.base_lr or check the data")
         writer.write(step, scalars)
-      if step % config.checkpoint_every_steps == 0 or step == config.total_steps:
-        checkpointer.save(step, state)
+      if preempted or step % config.checkpoint_every_steps == 0 or step == config.total_steps:
+        checkpointer.save(step, state, force=preempted)
   finally:
+    watch.stop()
     batches.close()
     checkpointer.close()
     writer.close()
   if jax.process_index() == 0 and step > start_step:
     log.info("trained steps %d..%d in %.1f s", start_step, step, time.perf_counter() - train_start)
+  if preempted:  # raised only now: the checkpoint above is written and closed
+    raise preemption.Preempted(step, checkpointer.directory)
   return state, model, mesh
 
 
@@ -232,6 +273,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   results = {}
   if config.eval.enabled:
     results = frozen.evaluate_run(config, model, state, mesh, workdir)
+  if "finetune" in config and config.finetune.enabled:
+    from sslax.evaluate import finetune
+    results["finetune"] = finetune.finetune_run(config, state, workdir)
   return results
 
 

@@ -46,7 +46,9 @@ def test_table_from_fake_runs(tmp_path):
   write(f"{out}/simclr/eval.json", json.dumps(fake_eval(4000, 0.88154, 0.83149, baselines=True)))
   # A resumed run: the trainer logged two segments, their times add up.
   write(f"{out}/simclr.log", "INFO sslax.train: trained steps 0..2500 in 400.0 s\nstep ...\n"
-                             "INFO sslax.train: trained steps 2500..4000 in 275.0 s\n")
+                             "INFO sslax.train: trained steps 2500..4000 in 275.0 s\n"
+                             "$ python -m sslax.main --mode=finetune ...\n"  # not pretraining
+                             "INFO sslax.train: trained steps 0..500 in 50.0 s\n")
   write(f"{out}/vicreg/eval.json", json.dumps(fake_eval(4000, 0.8612, 0.8011)))
   write(f"{out}/vicreg.log", "no trainer line here\n")
   write(f"{out}/vicreg.time", json.dumps({"wall_seconds": 812.4, "steps": 4000, "returncode": 0}))
@@ -145,3 +147,41 @@ def test_end_to_end_on_tiny_data(tmp_path):
   assert again.stdout == first.stdout
   table_only = run("--table_only")
   assert table_only.stdout == first.stdout
+
+
+def test_one_random_init_row_per_encoder(tmp_path):
+  """Methods on different encoders (a ConvNet and a ViT) each get their own random-init row,
+  from the first run of that encoder; raw pixels once."""
+  bench = load_script()
+  out = str(tmp_path)
+  convnet = {"name": "convnet", "widths": [64, 128, 256]}
+  vit = {"name": "vit", "patch_size": 4, "hidden_dim": 128, "depth": 4}
+  vit_init = fake_eval(1000, 0.7, 0.6, baselines=True)
+  vit_init["random_init"] = {"linear_probe": {"accuracy": 0.7512}, "knn": {"accuracy": 0.7012}}
+  for name, model, result in (("mae", vit, vit_init), ("data2vec", vit, fake_eval(1000, 0.8, 0.7)),
+                              ("inpainting", convnet, fake_eval(1000, 0.85, 0.75, baselines=True))):
+    write(f"{out}/{name}/eval.json", json.dumps(result))
+    write(f"{out}/{name}/config.json", json.dumps({"model": model, "total_steps": 1000}))
+  lines = bench.markdown_table(bench.collect(out, ["mae", "data2vec", "inpainting"])).splitlines()
+  assert lines[0].endswith("baselines evaluated in the mae and inpainting runs")
+  assert lines[-3:] == ["| random-init ViT (4px patches, 128 wide, 4 deep) | 75.12% | 70.12% | - |",
+                        "| random-init ConvNet (64, 128, 256) | 84.01% | 76.48% | - |",
+                        "| raw pixels | 84.30% | - | - |"]
+
+
+def test_fine_tune_column(tmp_path):
+  bench = load_script()
+  out = str(tmp_path)
+  write(f"{out}/mae/eval.json", json.dumps(fake_eval(1000, 0.7, 0.6, baselines=True)))
+  write(f"{out}/mae/finetune.json", json.dumps({"steps": 500, "accuracy": 0.9012}))
+  write(f"{out}/mae/finetune_random_init.json", json.dumps({"steps": 500, "accuracy": 0.8834}))
+  write(f"{out}/data2vec/eval.json", json.dumps(fake_eval(1000, 0.8, 0.7)))
+  lines = bench.markdown_table(bench.collect(out, ["mae", "data2vec"])).splitlines()
+  assert "fine-tune: 500 steps of full fine-tuning" in lines[0]
+  assert lines[2:] == [
+      "| method | linear probe | kNN | fine-tune | pretraining time (s) |",
+      "|---|---|---|---|---|",
+      "| mae | 70.00% | 60.00% | 90.12% | - |",
+      "| data2vec | 80.00% | 70.00% | - | - |",
+      "| random-init encoder | 84.01% | 76.48% | 88.34% | - |",
+      "| raw pixels | 84.30% | - | - | - |"]

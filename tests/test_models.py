@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from sslax.models import (
+  encoder_config,
   ENCODERS,
   MLP,
   ConvNet,
@@ -378,7 +379,21 @@ def test_build_encoder(cfg, shape, dim):
 
 
 def test_encoder_registry():
-  assert sorted(ENCODERS) == ["convnet", "resnet18", "resnet34", "resnet50"]
+  assert sorted(ENCODERS) == ["convnet", "resnet18", "resnet34", "resnet50", "vit", "vit_base",
+                              "vit_small", "vit_tiny"]
+
+
+def test_vit_sizes_are_the_papers():
+  """ViT-Tiny/Small/Base (DeiT; Dosovitskiy et al. 2021 table 1): width, depth, heads, MLP 4x."""
+  for name, (width, depth, heads) in {"vit_tiny": (192, 12, 3), "vit_small": (384, 12, 6),
+                                      "vit_base": (768, 12, 12)}.items():
+    vit = build_encoder(encoder_config(name, patch_size=16))
+    assert (vit.hidden_dim, vit.depth, vit.num_heads, vit.mlp_dim or 4 * vit.hidden_dim) == (
+        width, depth, heads, 4 * width)
+    params = jax.eval_shape(lambda v=vit: v.init(jax.random.key(0), jnp.zeros((1, 224, 224, 3))))
+    count = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
+    if name == "vit_base":  # 86.6 M in timm's vit_base_patch16_224 with its 1000-class head
+      assert abs(count - (86_567_656 - 769_000)) < 200_000, count
 
 
 def test_build_encoder_unknown_name():

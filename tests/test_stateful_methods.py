@@ -145,8 +145,8 @@ def test_preempted_run_resumes_with_target_and_queue(name, runs, data_dir, tmp_p
 
   save = checkpoint_lib.Checkpointer.save
 
-  def save_then_die(self, step, state):
-    save(self, step, state)
+  def save_then_die(self, step, state, **kwargs):
+    save(self, step, state, **kwargs)
     if step == 2:
       raise Preempted
 

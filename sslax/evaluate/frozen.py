@@ -26,11 +26,13 @@ from sslax.evaluate.linear_probe import linear_probe
 
 def extract_features(model, variables: dict, source: pipeline.Source, mesh, *,
                      image_size: int, mean, std, batch_size: int,
-                     limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """Embeds a whole split with `model.encode`: -> features [N, D] float32, labels [N]."""
+                     limit: int | None = None,
+                     apply_method: str | None = "encode") -> tuple[np.ndarray, np.ndarray]:
+  """Embeds a whole split with `model.encode`: -> features [N, D] float32, labels [N].
+  apply_method=None runs `model.__call__` instead (a fine-tuned classifier's logits)."""
   def embed(variables, batch):
     x = augment.normalize(augment.center_view(batch["image"], image_size), mean, std)
-    return model.apply(variables, x, train=False, method="encode")
+    return model.apply(variables, x, train=False, method=apply_method)
 
   apply = parallel.sharded_apply(embed, mesh)
   replicated = parallel.replicate(jax.device_get(variables), mesh)

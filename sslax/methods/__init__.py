@@ -8,6 +8,8 @@ from __future__ import annotations
 from sslax.methods.base import Method
 from sslax.methods import (barlow_twins, byol, dino, jigsaw, moco_v2, moco_v3, relative_patch,
                            rotation, simclr, simsiam, supervised, swav, vicreg)
+from sslax.methods import data2vec, mae  # self-prediction (issue 4)
+from sslax.methods import colorization, denoising_ae, inpainting  # reconstruction (issue 4)
 
 METHODS: dict[str, Method] = {
     "simclr": simclr.METHOD,
@@ -22,6 +24,11 @@ METHODS: dict[str, Method] = {
     "rotation": rotation.METHOD,              # classic pretext tasks (issue 5)
     "jigsaw": jigsaw.METHOD,
     "relative_patch": relative_patch.METHOD,
+    "mae": mae.METHOD,                        # self-prediction (issue 4)
+    "data2vec": data2vec.METHOD,
+    "denoising_ae": denoising_ae.METHOD,      # reconstruction (issue 4)
+    "inpainting": inpainting.METHOD,
+    "colorization": colorization.METHOD,
     "supervised": supervised.METHOD,  # the same backbone trained with labels, for comparison
 }
 

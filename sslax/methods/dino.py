@@ -54,12 +54,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from sslax import losses, parallel
 from sslax.methods.base import (LossAux, Method, StepInputs, init_target, multicrop_apply,
                                target_variables, update_target)
 from sslax.models import build_encoder
+from sslax.models.layers import gelu
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -83,27 +83,6 @@ def defaults() -> ml_collections.ConfigDict:
       freeze_last_layer_steps=0,     # official: 1 epoch; configs set steps_per_epoch
       evaluate_teacher=True,         # the paper evaluates the teacher (section 3.1); False: student
   ))
-
-
-@jax.custom_jvp
-def gelu(x: jax.Array) -> jax.Array:
-  """Exact (erf) GELU, as torch.nn.GELU(). jax.nn.gelu(approximate=False) cannot be
-  differentiated inside shard_map with check_vma=True in jax 0.12 (the erfc polynomial's
-  constant coefficients are not marked device-varying), so the derivative,
-  Phi(x) + x phi(x), is written out."""
-  return x * _normal_cdf(x)
-
-
-def _normal_cdf(x):
-  return 0.5 * (1.0 + jax.lax.erf(x * np.sqrt(0.5).astype(x.dtype)))
-
-
-@gelu.defjvp
-def _gelu_jvp(primals, tangents):
-  (x,), (t,) = primals, tangents
-  cdf = _normal_cdf(x)
-  pdf = jnp.exp(-0.5 * x * x) * np.asarray(1.0 / np.sqrt(2.0 * np.pi), x.dtype)
-  return x * cdf, (cdf + x * pdf) * t
 
 
 def _dense_init():

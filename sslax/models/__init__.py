@@ -21,10 +21,11 @@ import ml_collections
 from sslax.models.convnet import ConvNet
 from sslax.models.heads import MLP
 from sslax.models.resnet import ResNet, resnet18, resnet34, resnet50
+from sslax.models.vit import ViT, vit_base, vit_small, vit_tiny
 
 __all__ = [
     "ENCODERS", "ConvNet", "MLP", "ResNet", "build_encoder", "encoder_config", "feature_dim",
-    "resnet18", "resnet34", "resnet50",
+    "resnet18", "resnet34", "resnet50", "ViT", "vit_tiny", "vit_small", "vit_base",
 ]
 
 # name -> constructor taking keyword arguments (a Module class or a partial of one).
@@ -33,6 +34,10 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {
     "resnet34": resnet34,
     "resnet50": resnet50,
     "convnet": ConvNet,
+    "vit": ViT,             # every size field in the config (e.g. a small ViT for 28 px images)
+    "vit_tiny": vit_tiny,
+    "vit_small": vit_small,
+    "vit_base": vit_base,
 }
 
 # Set by build_encoder's argument, not by the config: it is a property of how the
@@ -96,6 +101,8 @@ def build_encoder(cfg: ml_collections.ConfigDict,
   # Lists (from a plain dict, JSON or a command-line override) become tuples:
   # module fields such as `widths` are compared and hashed by flax.
   kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+  if "dtype" in kwargs:  # the precision policy's name ("bfloat16"), set by config.with_precision
+    kwargs["dtype"] = jnp.dtype(kwargs["dtype"])
   return factory(**kwargs, bn_axis_name=bn_axis_name)
 
 

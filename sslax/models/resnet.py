@@ -114,6 +114,9 @@ class ResNet(nn.Module):
       ``"data"`` under ``jax.shard_map``); ``None`` for per-device statistics.
     bn_momentum: running-average decay (flax convention: 0.9 == PyTorch 0.1).
     zero_init_last_bn: zero-init the last BN scale of each residual block.
+    remat: recompute each residual block in the backward pass (``nn.remat``) instead
+      of keeping its activations: only block inputs stay in memory, for about one
+      more forward pass of compute. Parameters and results are unchanged.
     dtype: compute dtype (e.g. ``jnp.bfloat16``); parameters stay float32.
   """
 
@@ -125,6 +128,7 @@ class ResNet(nn.Module):
   bn_axis_name: str | None = None
   bn_momentum: float = 0.9
   zero_init_last_bn: bool = True
+  remat: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -132,7 +136,9 @@ class ResNet(nn.Module):
     """``x``: float ``[B, H, W, C]`` -> float32 features ``[B, D]``."""
     if self.block not in BLOCKS:
       raise ValueError(f"block must be one of {sorted(BLOCKS)}, got {self.block!r}")
-    block_cls = BLOCKS[self.block]
+    # Per block, not around the whole network: remat of the whole backbone would
+    # recompute it all and then hold every activation at once in the backward pass.
+    block_cls = nn.remat(BLOCKS[self.block]) if self.remat else BLOCKS[self.block]
     conv = functools.partial(
         nn.Conv, use_bias=False, kernel_init=conv_init, dtype=self.dtype,
         padding="VALID")  # every conv states its padding; 1x1 convs need none.

@@ -1,0 +1,36 @@
+"""MAE on ImageNet (ILSVRC-2012) with a ViT-B/16: the paper's pretraining recipe.
+
+  python -m sslax.main --config=configs/mae_imagenet.py --workdir=gs://BUCKET/mae_vitb \
+      --config.data.data_dir=gs://BUCKET/tensorflow_datasets
+
+He et al. 2022, appendix A.1 (table 8) and the official code (facebookresearch/mae):
+ViT-B/16 with fixed 2-D sin-cos position embeddings and a CLS token, mask ratio 0.75,
+decoder 512 wide, 8 blocks, 16 heads, normalized pixel targets, AdamW (beta1 0.9, beta2
+0.95, weight decay 0.05; biases, norms, tokens undecayed) at 1.5e-4 x batch/256, batch
+4096, cosine schedule with 40 warmup epochs, 800 epochs, random resized crop (0.2, 1) and
+horizontal flip only. Evaluation: the frozen CLS features (linear probe, kNN) and
+fine-tuning with layer-wise lr decay (sslax/evaluate/finetune.py).
+"""
+
+import ml_collections
+
+from sslax import config as config_lib
+from sslax.data.augment import default_view_config
+from sslax.methods.mae import defaults as mae_defaults
+from sslax.models import encoder_config
+
+
+def get_config():
+  config, steps_per_epoch = config_lib.imagenet_resnet50(mae_defaults(), batch_size=4096, epochs=800)
+  config.model = encoder_config("vit_base", patch_size=16)
+  config.views = ml_collections.ConfigDict({"view1": default_view_config(
+      crop_scale=(0.2, 1.0), jitter_p=0.0, gray_p=0.0, blur_p=0.0, solarize_p=0.0)})
+
+  config.optimizer.name = "adamw"
+  config.optimizer.base_lr = 1.5e-4    # x batch/256
+  config.optimizer.lr_scaling = "linear"
+  config.optimizer.b1 = 0.9
+  config.optimizer.b2 = 0.95
+  config.optimizer.weight_decay = 0.05
+  config.optimizer.warmup_steps = 40 * steps_per_epoch
+  return config

@@ -1,0 +1,177 @@
+"""Full fine-tuning of a pretraining run: the pretrained encoder and a new linear
+classifier, every parameter trained with labels, top-1 accuracy on the test split.
+
+  python -m sslax.main --config=CONFIG --workdir=DIR --mode=finetune   # newest checkpoint in DIR
+
+or, with config.finetune.enabled, after the frozen evaluation of --mode=train_and_evaluate.
+
+Protocol (MAE, He et al. 2022, appendix A.3 and table 9; BEiT, Bao et al. 2022):
+  * The encoder starts from the network the run is evaluated with
+    (`method.evaluated_variables`: the online network, DINO's teacher): its `encoder`
+    parameters and BatchNorm statistics. Every method names its backbone `encoder`.
+  * A new linear classifier on the encoder's features: the `supervised` method's network
+    (sslax/methods/supervised.py), which the generic trainer (sslax/train.py) trains
+    exactly as it pretrains, so fine-tuning is sharded, checkpointed and resumable like
+    pretraining, in WORKDIR/finetune (its own checkpoints and metrics.jsonl).
+  * On config.data.train_split, one view config.finetune.view (crop and flip), softmax
+    cross-entropy with label smoothing, AdamW with lr = base_lr * batch_size / 256
+    (lr_scaling "linear"), linear warmup then cosine decay, decoupled weight decay (not on
+    biases, norms, tokens), and layer-wise lr decay: layer i of L takes lr * layer_decay **
+    (L + 1 - i) (`optim.scale_by_layer_decay`; one layer per ViT block or ResNet/ConvNet stage).
+  * Accuracy: top-1 of the classifier on config.data.test_split, center view, BatchNorm
+    on its running statistics, with the frozen evaluation's sharded machinery.
+It writes WORKDIR/finetune.json: the protocol, every config.finetune setting, the
+pretrained step and the accuracy. With config.finetune.init="random" the same protocol
+starts from the encoder's random initialization instead (no checkpoint needed), in
+WORKDIR/finetune_random_init(.json): the baseline that shows what pretraining adds.
+
+Departures from MAE's recipe, for small runs: no mixup, cutmix, RandAugment, random erasing
+or drop path; the classifier has Flax's default init (MAE: normal, std 2e-5); the encoder
+pools as it was pretrained (MAE fine-tunes a ViT on the mean of its patch tokens).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import jax
+import ml_collections
+import numpy as np
+
+from sslax import checkpoint as checkpoint_lib
+from sslax import config as config_lib
+from sslax import optim, parallel, train
+from sslax.evaluate import frozen
+from sslax.methods import get_method
+
+PROTOCOL = ("full fine-tuning: pretrained encoder + new linear classifier, all trained with labels "
+            "(AdamW, warmup + cosine, layer-wise lr decay, label smoothing); top-1 on the test "
+            "split, center view")
+
+
+def finetune_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The config of the supervised run that fine-tunes: the pretraining config's data, model,
+  seed, devices and logging, with config.finetune's steps, batch, view, optimizer and label
+  smoothing; a copy."""
+  from sslax.methods.supervised import defaults
+
+  cfg = config.finetune
+  ft = config.copy_and_resolve_references()
+  with ft.unlocked():
+    ft.method = defaults()
+    ft.method.label_smoothing = cfg.label_smoothing
+    ft.views = ml_collections.ConfigDict({"view1": cfg.view.copy_and_resolve_references()})
+    ft.batch_size = cfg.batch_size
+    ft.total_steps = cfg.total_steps
+    ft.checkpoint_every_steps = cfg.checkpoint_every_steps
+    ft.optimizer = optim.default_config()
+    ft.optimizer.name = "adamw"
+    for key in ("base_lr", "lr_scaling", "warmup_steps", "weight_decay", "b1", "b2", "layer_decay"):
+      ft.optimizer[key] = cfg[key]
+    ft.eval.enabled = False
+    ft.finetune.enabled = False  # the fine-tuning run fine-tunes nothing itself
+  return ft
+
+
+def pretrained_encoder(config: ml_collections.ConfigDict, state: train.TrainState) -> dict:
+  """{"params": {"encoder": ...}, "batch_stats": {"encoder": ...}} of the variables the run
+  is evaluated with, on the host: what the fine-tuned network starts from."""
+  method = get_method(config.method.name)
+  variables = method.evaluated_variables(config, state.params, state.batch_stats, state.method_state)
+  if "encoder" not in variables["params"]:
+    raise ValueError(
+        f"method {method.name!r}: its network has no `encoder` to fine-tune (top-level "
+        f"parameters: {sorted(variables['params'])}); name the backbone `encoder`, as every "
+        "method in sslax/methods does")
+  init_from = {"params": {"encoder": variables["params"]["encoder"]}}
+  if "encoder" in (variables.get("batch_stats") or {}):
+    init_from["batch_stats"] = {"encoder": variables["batch_stats"]["encoder"]}
+  return parallel.to_host(init_from)
+
+
+def classifier_accuracy(config: ml_collections.ConfigDict, model, state: train.TrainState,
+                        mesh) -> float:
+  """Top-1 accuracy of `model`'s logits on config.data.test_split (center view, BatchNorm
+  on its running statistics), every device classifying its slice of each batch."""
+  source = train.open_split(config, config.data.test_split)
+  info = train.dataset_info(config, source)
+  logits, labels = frozen.extract_features(
+      model, {"params": state.params, "batch_stats": state.batch_stats}, source, mesh,
+      image_size=config.data.image_size, mean=info["mean"], std=info["std"],
+      batch_size=config.eval.batch_size, apply_method=None)
+  return float(np.mean(np.argmax(logits, axis=1) == labels))
+
+
+def _check_same_pretraining(directory: str, pretrained_step: int) -> None:
+  """A fine-tuning run resumes from its checkpoints: refuse to resume one that started from
+  another pretraining checkpoint (the pretraining went on since)."""
+  marker = os.path.join(directory, "pretrained.json")
+  if os.path.exists(marker) and os.path.isdir(os.path.join(directory, "checkpoints")):
+    with open(marker) as f:
+      started_from = json.load(f)["pretrained_step"]
+    if started_from != pretrained_step and os.listdir(os.path.join(directory, "checkpoints")):
+      raise FileExistsError(
+          f"{directory} fine-tunes the pretraining checkpoint of step {started_from}, not the "
+          f"newest ({pretrained_step}): delete {directory} to fine-tune the newest")
+  if jax.process_index() == 0:
+    os.makedirs(directory, exist_ok=True)
+    with open(marker, "w") as f:
+      json.dump({"pretrained_step": pretrained_step}, f)
+
+
+def finetune_run(config: ml_collections.ConfigDict, state: train.TrainState | None,
+                 workdir: str) -> dict:
+  """Fine-tunes the encoder of `state` (the pretraining run's) in WORKDIR/finetune; writes
+  WORKDIR/finetune.json and returns what it holds. state None: from the random init, in
+  WORKDIR/finetune_random_init(.json)."""
+  ft = finetune_config(config)
+  devices = train.make_mesh(config).devices.size
+  if ft.batch_size % devices:
+    raise config_lib.ConfigError(
+        f"config.finetune.batch_size: {ft.batch_size} is not divisible by the {devices} "
+        f"devices; choose a multiple of {devices}")
+  name = "finetune" if state is not None else "finetune_random_init"
+  pretrained_step = int(parallel.to_host(state.step)) if state is not None else 0
+  directory = os.path.join(workdir, name)
+  _check_same_pretraining(directory, pretrained_step)
+
+  start = time.perf_counter()
+  # init_from None: the supervised network's own initialization from config.seed.
+  init_from = pretrained_encoder(config, state) if state is not None else None
+  ft_state, model, mesh = train.train(ft, directory, init_from=init_from)
+  results = {
+      "protocol": PROTOCOL, "init": "pretrained" if state is not None else "random",
+      "dataset": config.data.name, "train_split": config.data.train_split,
+      "test_split": config.data.test_split, "pretrained_step": pretrained_step,
+      "steps": int(parallel.to_host(ft_state.step)),
+      "accuracy": classifier_accuracy(ft, model, ft_state, mesh),
+      "settings": config.finetune.to_dict(),
+      "seconds": round(time.perf_counter() - start, 1)}
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, f"{name}.json"), "w") as f:
+      json.dump(results, f, indent=2)
+    print(f"[{name}] {config.data.name} {config.data.test_split} accuracy after {results['steps']} "
+          f"fine-tuning steps: {100 * results['accuracy']:.2f}%", file=sys.stderr, flush=True)
+  return results
+
+
+def finetune_latest(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """--mode=finetune: fine-tunes the newest pretraining checkpoint in WORKDIR (or, with
+  config.finetune.init="random", the random init)."""
+  config_lib.validate(config)
+  if config.finetune.init == "random":
+    return finetune_run(config, None, workdir)
+  mesh = train.make_mesh(config)
+  checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
+  step = None
+  if checkpointer.all_steps():  # else say so now, before building anything
+    _, _, _, _, state, _ = train.build(config, mesh)
+    state, step = checkpointer.restore_latest(state)
+  checkpointer.close()
+  if step is None:
+    raise FileNotFoundError(f"no pretraining checkpoint in {checkpointer.directory}: pretrain "
+                            "first (--mode=train_and_evaluate or --mode=train) with this --workdir")
+  return finetune_run(config, state, workdir)

@@ -1,0 +1,216 @@
+"""Masked autoencoder (He, Chen, Xie, Li, Dollar, Girshick 2022).
+
+Per image, a random 75% of the patches is hidden; the ViT encoder runs on the visible
+25% only (no mask tokens: the source of MAE's speed, benchmarks/mae_speedup.py); a light
+decoder gets the encoded visible tokens plus a shared learned mask token at every hidden
+position, adds its own position embeddings and predicts every patch's pixels. The loss
+is the mean squared error on the hidden patches only,
+
+  L = sum_{b, i} m_bi * mean_j (pred_bij - t_bij)^2 / sum_{b, i} m_bi,
+
+with m_bi = 1 where patch i of image b is hidden, and t the patch's pixels normalized by
+the patch's own mean and variance (`norm_pix_loss`, the paper's default for its best
+results; t_bij = (x_bij - mean_j x_bij) / sqrt(var_j x_bij + 1e-6)). Both sums run over the
+global batch.
+
+The mask of an image is a function of its own key (its global position in the data
+stream), so it does not depend on which device the image lands on: uniform noise per
+patch, the lowest-noise int(N (1 - ratio)) patches kept (the official random_masking).
+
+`encode` (the frozen evaluation) runs the encoder on all patches and pools (CLS token by
+default); fine-tuning (sslax/evaluate/finetune.py) uses layer-wise learning-rate decay.
+Departure: the paper's fine-tuning also uses mixup, cutmix, RandAugment and drop path;
+they are not implemented.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from sslax import config as config_lib
+from sslax import parallel
+from sslax.methods.base import LossAux, Method, StepInputs
+from sslax.models import build_encoder
+from sslax.models.vit import Block, ViT, sincos_2d
+
+
+def defaults() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      name="mae",
+      mask_ratio=0.75,        # paper section 4: 75% works best for linear probing and fine-tuning
+      decoder_dim=512,        # paper's default decoder: 8 blocks, 512 wide (16 heads)
+      decoder_depth=8,
+      decoder_heads=16,
+      norm_pix_loss=True,     # per-patch normalized pixel targets
+      encoder_mask_tokens=False,  # True: the paper's slower ablation, encoder on all patches
+  ))
+
+
+def patchify(images: jax.Array, patch: int) -> jax.Array:
+  """[B, H, W, C] -> [B, N, p*p*C]: patches row by row, each flattened as (row, col, channel)."""
+  b, h, w, c = images.shape
+  x = images.reshape(b, h // patch, patch, w // patch, patch, c)
+  return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, (h // patch) * (w // patch), patch * patch * c)
+
+
+def unpatchify(patches: jax.Array, patch: int, height: int, width: int) -> jax.Array:
+  """The inverse of `patchify`: [B, N, p*p*C] -> [B, H, W, C]."""
+  b, n, d = patches.shape
+  c = d // (patch * patch)
+  x = patches.reshape(b, height // patch, width // patch, patch, patch, c)
+  return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, height, width, c)
+
+
+def random_masking(keys: jax.Array, num_patches: int, mask_ratio: float):
+  """Per-example random masking from one key per example.
+
+  -> keep [B, n_keep] int32 (indices of the visible patches, in increasing noise order),
+     mask [B, N] float32 (1 = hidden, in patch order), restore [B, N] int32 (position of
+     every patch in the (visible, hidden) order: the decoder's unshuffle).
+  """
+  num_keep = int(num_patches * (1 - mask_ratio))
+  if num_keep < 1:
+    raise config_lib.ConfigError(
+        f"config.method.mask_ratio={mask_ratio} leaves no visible patch of {num_patches}; "
+        "lower it or use smaller patches")
+  noise = jax.vmap(lambda k: jax.random.uniform(k, (num_patches,)))(keys)
+  shuffle = jnp.argsort(noise, axis=1)
+  restore = jnp.argsort(shuffle, axis=1)
+  mask = (restore >= num_keep).astype(jnp.float32)
+  return shuffle[:, :num_keep].astype(jnp.int32), mask, restore.astype(jnp.int32)
+
+
+def gather_tokens(tokens: jax.Array, index: jax.Array) -> jax.Array:
+  """tokens [B, N, D], index [B, K] -> tokens[b, index[b, k]] [B, K, D], as a one-hot matmul:
+  the same values as take_along_axis, but its gradient is a matmul too, not a scatter-add,
+  which XLA runs several times slower on CPU (measured in the MAE step)."""
+  one_hot = jax.nn.one_hot(index, tokens.shape[1], dtype=tokens.dtype)
+  return jnp.einsum("bkn,bnd->bkd", one_hot, tokens)
+
+
+class MAEDecoder(nn.Module):
+  """Encoded visible tokens -> pixels of every patch [B, N, patch_pixels]."""
+  dim: int
+  depth: int
+  num_heads: int
+
+  @nn.compact
+  def __call__(self, visible: jax.Array, restore: jax.Array, grid: tuple[int, int],
+               has_cls: bool, patch_pixels: int) -> jax.Array:
+    """visible [B, 1 + n_keep or n_keep, D_enc] (CLS first if has_cls), restore [B, N]."""
+    x = nn.Dense(self.dim, kernel_init=nn.initializers.xavier_uniform(), name="embed")(visible)
+    cls, x = (x[:, :1], x[:, 1:]) if has_cls else (x[:, :0], x)
+    b, n = restore.shape
+    mask_token = self.param("mask_token", nn.initializers.normal(stddev=0.02), (1, 1, self.dim))
+    x = jnp.concatenate([x, jnp.broadcast_to(mask_token, (b, n - x.shape[1], self.dim))], axis=1)
+    x = gather_tokens(x, restore)  # back to patch order
+    x = jnp.concatenate([cls, x + sincos_2d(*grid, self.dim)], axis=1)
+    for i in range(self.depth):
+      x, _ = Block(self.num_heads, 4 * self.dim, name=f"block_{i}")(x)
+    x = nn.LayerNorm(epsilon=1e-6, name="norm")(x)
+    x = nn.Dense(patch_pixels, kernel_init=nn.initializers.xavier_uniform(), name="pred")(x)
+    return x[:, cls.shape[1]:]
+
+
+class MAE(nn.Module):
+  """encoder_mask_tokens: the paper's ablation (table 1c, "encoder w/ [M]"): the encoder
+  sees every patch, the hidden ones replaced by a learned mask token; slower and worse,
+  kept to measure what encoding only the visible patches saves."""
+  encoder: ViT
+  decoder: MAEDecoder
+  encoder_mask_tokens: bool = False
+
+  def setup(self):
+    if self.encoder_mask_tokens:
+      self.encoder_mask_token = self.param("encoder_mask_token", nn.initializers.normal(stddev=0.02),
+                                           (self.encoder.hidden_dim,))
+
+  def forward(self, x: jax.Array, keys: jax.Array, mask_ratio: float):
+    """x [B, H, W, C], keys [B] -> (predicted pixels [B, N, p*p*C], mask [B, N])."""
+    grid = self.encoder.grid(x)
+    num_patches = grid[0] * grid[1]
+    keep, mask, restore = random_masking(keys, num_patches, mask_ratio)
+    if self.encoder_mask_tokens:
+      encoded = self.encoder.transform(self.encoder.embed(x, mask > 0, self.encoder_mask_token))
+      restore = jnp.broadcast_to(jnp.arange(num_patches, dtype=jnp.int32), mask.shape)
+    else:
+      visible = gather_tokens(self.encoder.embed(x), keep)
+      encoded = self.encoder.transform(visible)
+    p = self.encoder.patch_size
+    pred = self.decoder(encoded, restore, grid, has_cls=self.encoder.pool == "cls",
+                        patch_pixels=p * p * x.shape[-1])
+    return pred, mask
+
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    """Initializes every parameter: the encoder and decoder on all patches (ratio 0)."""
+    keys = jax.random.split(jax.random.key(0), x.shape[0])
+    return self.forward(x, keys, 0.0)[0]
+
+  def encode(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """x [B, H, W, C] -> the encoder's pooled features on all patches [B, D]."""
+    return self.encoder(x, train=train)
+
+
+def build(config: ml_collections.ConfigDict) -> MAE:
+  if not config.model.name.startswith("vit"):
+    raise config_lib.ConfigError(
+        f"config.model.name={config.model.name!r}: MAE masks patches of a ViT; use vit, "
+        "vit_tiny, vit_small or vit_base")
+  cfg = config.method
+  return MAE(encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS),
+             decoder=MAEDecoder(cfg.decoder_dim, cfg.decoder_depth, cfg.decoder_heads),
+             encoder_mask_tokens=cfg.encoder_mask_tokens)
+
+
+def pixel_targets(images: jax.Array, patch: int, norm_pix_loss: bool) -> jax.Array:
+  """[B, H, W, C] -> per-patch targets [B, N, p*p*C] (normalized per patch if asked)."""
+  target = patchify(images, patch)
+  if norm_pix_loss:
+    mean = jnp.mean(target, axis=-1, keepdims=True)
+    var = jnp.var(target, axis=-1, keepdims=True)
+    target = (target - mean) / jnp.sqrt(var + 1e-6)
+  return target
+
+
+def masked_patch_mse(pred: jax.Array, target: jax.Array, mask: jax.Array,
+                     axis_name: str | None = None) -> jax.Array:
+  """Mean over the hidden patches of the global batch of the per-patch mean squared error.
+  pred, target [B, N, P]; mask [B, N] (1 = hidden)."""
+  per_patch = jnp.mean((pred - target) ** 2, axis=-1)
+  return parallel.psum(jnp.sum(per_patch * mask), axis_name) / parallel.psum(jnp.sum(mask), axis_name)
+
+
+def loss(model: MAE, variables: dict, inputs: StepInputs, cfg: ml_collections.ConfigDict,
+         axis_name: str | None):
+  x = inputs.views[0]
+  pred, mask = model.apply(variables, x, inputs.keys, cfg.mask_ratio, method="forward")
+  target = pixel_targets(x, model.encoder.patch_size, cfg.norm_pix_loss)
+  value = masked_patch_mse(pred.astype(jnp.float32), target, mask, axis_name)
+  return value, LossAux(variables.get("batch_stats", {}), {})
+
+
+def reconstruct(model: MAE, variables: dict, views: jax.Array, keys: jax.Array,
+                cfg: ml_collections.ConfigDict) -> dict:
+  """The image, its visible patches (hidden ones at 0, the dataset mean), and the prediction
+  with the visible patches pasted in (as the paper's figures). With norm_pix_loss the
+  predicted patches are de-normalized with the true patch's mean and variance (as the
+  paper's visualization does; the network predicts only their normalized shape)."""
+  patch = model.encoder.patch_size
+  pred, mask = model.apply(variables, views, keys, cfg.mask_ratio, method="forward")
+  patches = patchify(views, patch)
+  if cfg.norm_pix_loss:
+    mean = jnp.mean(patches, axis=-1, keepdims=True)
+    std = jnp.sqrt(jnp.var(patches, axis=-1, keepdims=True) + 1e-6)
+    pred = pred * std + mean
+  hidden = mask[:, :, None]
+  h, w = views.shape[1:3]
+  return {"input": views,
+          "corrupted": unpatchify(patches * (1 - hidden), patch, h, w),
+          "reconstruction": unpatchify(patches * (1 - hidden) + pred * hidden, patch, h, w)}
+
+
+METHOD = Method(name="mae", defaults=defaults, build=build, loss=loss, num_views=1,
+                reconstruct=reconstruct)
