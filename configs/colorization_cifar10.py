@@ -19,15 +19,14 @@ Choices and departures (not tuned on CIFAR-10):
 """
 
 from sslax import config as config_lib
-from sslax.data.augment import default_view_config
+from sslax.data.augment import crop_flip_view_config
 from sslax.methods.colorization import defaults as colorization_defaults
 
 
 def get_config():
   config, steps_per_epoch = config_lib.cifar10_resnet18(
       colorization_defaults(), batch_size=256, epochs=200)
-  config.views.view1 = default_view_config(
-      crop_scale=(0.2, 1.0), jitter_p=0.0, gray_p=0.0, blur_p=0.0, solarize_p=0.0)
+  config.views.view1 = crop_flip_view_config((0.2, 1.0))
 
   config.optimizer.name = "adamw"
   config.optimizer.base_lr = 2e-4

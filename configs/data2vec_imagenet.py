@@ -16,7 +16,7 @@ follows a cosine instead of a linear schedule.
 import ml_collections
 
 from sslax import config as config_lib
-from sslax.data.augment import default_view_config
+from sslax.data.augment import crop_flip_view_config
 from sslax.methods.data2vec import defaults as data2vec_defaults
 from sslax.models import encoder_config
 
@@ -25,8 +25,7 @@ def get_config():
   config, steps_per_epoch = config_lib.imagenet_resnet50(
       data2vec_defaults(), batch_size=2048, epochs=800)
   config.model = encoder_config("vit_base", patch_size=16)
-  config.views = ml_collections.ConfigDict({"view1": default_view_config(
-      crop_scale=(0.08, 1.0), jitter_p=0.0, gray_p=0.0, blur_p=0.0, solarize_p=0.0)})
+  config.views = ml_collections.ConfigDict({"view1": crop_flip_view_config((0.08, 1.0))})
 
   config.optimizer.name = "adamw"
   config.optimizer.base_lr = 2e-3 * 256 / 2048   # the paper's 2e-3 at batch 2048

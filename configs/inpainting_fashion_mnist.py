@@ -27,7 +27,7 @@ Choices and departures (not swept on this dataset):
 import ml_collections
 
 from sslax import config as config_lib
-from sslax.data.augment import default_view_config
+from sslax.data.augment import crop_flip_view_config
 from sslax.methods.inpainting import defaults as inpainting_defaults
 
 
@@ -36,8 +36,7 @@ def get_config():
   method.decoder_width = 128
   config = config_lib.fashion_mnist_cpu(method)
   config.total_steps = 3000
-  config.views = ml_collections.ConfigDict({"view1": default_view_config(
-      crop_scale=(0.5, 1.0), jitter_p=0.0, gray_p=0.0, blur_p=0.0, solarize_p=0.0)})
+  config.views = ml_collections.ConfigDict({"view1": crop_flip_view_config((0.5, 1.0))})
 
   config.optimizer.name = "adamw"
   config.optimizer.base_lr = 1e-3

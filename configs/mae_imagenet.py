@@ -15,7 +15,7 @@ fine-tuning with layer-wise lr decay (sslax/evaluate/finetune.py).
 import ml_collections
 
 from sslax import config as config_lib
-from sslax.data.augment import default_view_config
+from sslax.data.augment import crop_flip_view_config
 from sslax.methods.mae import defaults as mae_defaults
 from sslax.models import encoder_config
 
@@ -23,8 +23,7 @@ from sslax.models import encoder_config
 def get_config():
   config, steps_per_epoch = config_lib.imagenet_resnet50(mae_defaults(), batch_size=4096, epochs=800)
   config.model = encoder_config("vit_base", patch_size=16)
-  config.views = ml_collections.ConfigDict({"view1": default_view_config(
-      crop_scale=(0.2, 1.0), jitter_p=0.0, gray_p=0.0, blur_p=0.0, solarize_p=0.0)})
+  config.views = ml_collections.ConfigDict({"view1": crop_flip_view_config((0.2, 1.0))})
 
   config.optimizer.name = "adamw"
   config.optimizer.base_lr = 1.5e-4    # x batch/256

@@ -18,7 +18,7 @@ Departures:
 """
 
 from sslax import config as config_lib
-from sslax.data.augment import default_view_config
+from sslax.data.augment import crop_flip_view_config
 from sslax.methods.supervised import defaults as supervised_defaults
 
 
@@ -27,8 +27,7 @@ def get_config():
   config.data.num_classes = 10
 
 
-  config.views.view1 = default_view_config(
-      crop_scale=(0.6, 1.0), jitter_p=0.0, gray_p=0.0, blur_p=0.0, solarize_p=0.0)
+  config.views.view1 = crop_flip_view_config((0.6, 1.0))
 
   config.optimizer.name = "sgd"
   config.optimizer.base_lr = 0.2       # x batch/256: 0.1 at the recipe's batch 128

@@ -108,6 +108,14 @@ def fashion_mnist_cpu(method: ml_collections.ConfigDict) -> ml_collections.Confi
   return config
 
 
+def fashion_mnist_vit() -> ml_collections.ConfigDict:
+  """The ViT of the CPU configs of MAE and data2vec, sized for 28x28 on a 2-core CPU: 4x4
+  patches (49 tokens), 128 wide, 4 blocks of 4 heads."""
+  from sslax.models import encoder_config
+
+  return encoder_config("vit", patch_size=4, hidden_dim=128, depth=4, num_heads=4)
+
+
 IMAGENET_TRAIN_EXAMPLES = 1_281_167
 CIFAR10_TRAIN_EXAMPLES = 50_000
 

@@ -73,23 +73,13 @@ def reconstruction_rows(config, workdir: str, *, num_images: int = 8, split: str
   if empty)."""
   import jax
 
-  from sslax import checkpoint as checkpoint_lib
   from sslax import config as config_lib
   from sslax import parallel, train
   from sslax.data import augment
 
   config_lib.validate(config)
   method = _require_reconstruction(config)
-  mesh = train.make_mesh(config)
-  checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
-  step = None
-  if checkpointer.all_steps():  # else say so now, before building anything
-    _, _, info, model, state, _ = train.build(config, mesh)
-    state, step = checkpointer.restore_latest(state)
-  checkpointer.close()
-  if step is None:
-    raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}: pretrain first "
-                            "(python -m sslax.main --mode=train) with this --workdir")
+  model, state, info = train.restore_latest(config, workdir, train.make_mesh(config))
 
   source = train.open_split(config, split or config.data.test_split)
   if not 0 < num_images <= len(source):

@@ -279,17 +279,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return results
 
 
+def restore_latest(config: ml_collections.ConfigDict, workdir: str, mesh: jax.sharding.Mesh, *,
+                   what: str = "checkpoint") -> tuple[nn.Module, TrainState, dict]:
+  """`build(config, mesh)` with the state of the newest checkpoint in WORKDIR: -> (model,
+  state, dataset info). An empty WORKDIR is a FileNotFoundError that says to pretrain (`what`
+  names the checkpoint in it), raised before anything is built."""
+  checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
+  step = None
+  try:
+    if checkpointer.all_steps():
+      _, _, info, model, state, _ = build(config, mesh)
+      state, step = checkpointer.restore_latest(state)
+  finally:
+    checkpointer.close()
+  if step is None:
+    raise FileNotFoundError(f"no {what} in {checkpointer.directory}: pretrain first "
+                            "(--mode=train_and_evaluate or --mode=train) with this --workdir")
+  return model, state, info
+
+
 def evaluate_latest(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Evaluates the newest checkpoint in WORKDIR without training."""
   from sslax.evaluate import frozen
 
   config_lib.validate(config)
   mesh = make_mesh(config)
-  _, _, _, model, state, _ = build(config, mesh)
-  checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
-  state, step = checkpointer.restore_latest(state)
-  checkpointer.close()
-  if step is None:
-    raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}: pretrain first "
-                            "(--mode=train_and_evaluate or --mode=train)")
+  model, state, _ = restore_latest(config, workdir, mesh)
   return frozen.evaluate_run(config, model, state, mesh, workdir)

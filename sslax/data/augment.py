@@ -107,6 +107,13 @@ def default_view_config(**overrides) -> ml_collections.ConfigDict:
   return cfg
 
 
+def crop_flip_view_config(crop_scale: tuple[float, float]) -> ml_collections.ConfigDict:
+  """A random resized crop of `crop_scale` and a horizontal flip, nothing else: the view of
+  the supervised baselines and of the self-prediction methods (MAE, data2vec, ...)."""
+  return default_view_config(crop_scale=crop_scale, jitter_p=0.0, gray_p=0.0, blur_p=0.0,
+                             solarize_p=0.0)
+
+
 def byol_view_configs() -> Tuple[ml_collections.ConfigDict, ml_collections.ConfigDict]:
   """The two asymmetric BYOL views (Grill et al. 2020, table 6)."""
   common = dict(

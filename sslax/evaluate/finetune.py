@@ -41,7 +41,6 @@ import jax
 import ml_collections
 import numpy as np
 
-from sslax import checkpoint as checkpoint_lib
 from sslax import config as config_lib
 from sslax import optim, parallel, train
 from sslax.evaluate import frozen
@@ -164,14 +163,6 @@ def finetune_latest(config: ml_collections.ConfigDict, workdir: str) -> dict:
   config_lib.validate(config)
   if config.finetune.init == "random":
     return finetune_run(config, None, workdir)
-  mesh = train.make_mesh(config)
-  checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
-  step = None
-  if checkpointer.all_steps():  # else say so now, before building anything
-    _, _, _, _, state, _ = train.build(config, mesh)
-    state, step = checkpointer.restore_latest(state)
-  checkpointer.close()
-  if step is None:
-    raise FileNotFoundError(f"no pretraining checkpoint in {checkpointer.directory}: pretrain "
-                            "first (--mode=train_and_evaluate or --mode=train) with this --workdir")
+  _, state, _ = train.restore_latest(config, workdir, train.make_mesh(config),
+                                     what="pretraining checkpoint")
   return finetune_run(config, state, workdir)

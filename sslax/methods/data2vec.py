@@ -41,7 +41,7 @@ from sslax import config as config_lib
 from sslax import parallel
 from sslax.methods import base
 from sslax.methods.base import LossAux, Method, StepInputs
-from sslax.methods.mae import random_masking
+from sslax.methods.mae import random_masking, require_vit
 from sslax.models import build_encoder
 from sslax.models.vit import ViT
 
@@ -106,11 +106,9 @@ TARGET_NORMS = {"instance": instance_norm, "layer": layer_norm}
 
 
 def build(config: ml_collections.ConfigDict) -> Data2Vec:
-  if not config.model.name.startswith("vit"):
-    raise config_lib.ConfigError(
-        f"config.model.name={config.model.name!r}: data2vec masks patches of a ViT; use vit, "
-        "vit_tiny, vit_small or vit_base")
-  depth = build_encoder(config.model).depth
+  require_vit(config, "data2vec")
+  encoder = build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS)
+  depth = encoder.depth
   if not 1 <= config.method.top_k_blocks <= depth:
     raise config_lib.ConfigError(
         f"config.method.top_k_blocks={config.method.top_k_blocks}: must be in [1, {depth}] "
@@ -118,7 +116,7 @@ def build(config: ml_collections.ConfigDict) -> Data2Vec:
   if config.method.target_norm not in TARGET_NORMS:
     raise config_lib.ConfigError(f"config.method.target_norm={config.method.target_norm!r}: use "
                                  f"one of {sorted(TARGET_NORMS)}")
-  return Data2Vec(encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS))
+  return Data2Vec(encoder=encoder)
 
 
 def init_state(config: ml_collections.ConfigDict, variables: dict) -> dict:

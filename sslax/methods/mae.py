@@ -154,11 +154,16 @@ class MAE(nn.Module):
     return self.encoder(x, train=train)
 
 
-def build(config: ml_collections.ConfigDict) -> MAE:
+def require_vit(config: ml_collections.ConfigDict, method: str) -> None:
+  """A ConfigError unless config.model is a ViT (the masked-patch methods need one)."""
   if not config.model.name.startswith("vit"):
     raise config_lib.ConfigError(
-        f"config.model.name={config.model.name!r}: MAE masks patches of a ViT; use vit, "
+        f"config.model.name={config.model.name!r}: {method} masks patches of a ViT; use vit, "
         "vit_tiny, vit_small or vit_base")
+
+
+def build(config: ml_collections.ConfigDict) -> MAE:
+  require_vit(config, "MAE")
   cfg = config.method
   return MAE(encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS),
              decoder=MAEDecoder(cfg.decoder_dim, cfg.decoder_depth, cfg.decoder_heads),
