@@ -31,7 +31,9 @@ inside its real step) is left out here (benchmarks/augment_speed.py measures it)
 
 PyTorch side-by-side (SimCLR ResNet-50 only): benchmarks/torch_simclr_step.py, torchvision's
 resnet50, the same projector, batch, two views, NT-Xent and LARS, run by --torch_python
-(default: this Python) with torch's default threads. torch is optional
+(default: this Python) with torch's default threads, on the GPU when torch sees one, at the same
+--precision (bfloat16: autocast; float32: TF32 allowed on a GPU, as XLA does), before the sslax
+SimCLR step (so that both get the GPU's memory). torch is optional
 (`pip install -e ".[bench]"`); without it the table says so and the rest still runs.
 """
 
@@ -46,7 +48,11 @@ import subprocess
 import sys
 import time
 
-import jax
+# On a GPU, JAX would take 75% of its memory up front, leaving too little for the PyTorch
+# side-by-side, which runs in a subprocess on the same GPU: allocate as needed instead.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import jax  # noqa: E402
 import jax.numpy as jnp
 import numpy as np
 
@@ -66,10 +72,15 @@ CASES = {
 
 # Dense peak TFLOP/s per device from the vendors' datasheets, (bfloat16, float32); float32
 # on NVIDIA is TF32 on tensor cores (XLA's default precision for float32 dots and convs
-# there). Matched against jax's device_kind, lower case, first match wins.
+# there). Matched against jax's device_kind, lower case, first match wins. NVIDIA's H100 and
+# H200 datasheets (nvidia.com/en-us/data-center/h100/, .../h200/) give the figures with 2:4
+# sparsity; dense is half: H100 SXM5 and H200 SXM BF16 1,979 -> 989.4, TF32 989 -> 494.7;
+# H100 PCIe BF16 1,513 -> 756.5, TF32 756 -> 378; H100 NVL BF16 1,671 -> 835.5, TF32 835 -> 417.5.
 PEAK_TFLOPS = [
-    ("h100", (989.4, 494.7)),   # H100 SXM5
-    ("h200", (989.4, 494.7)),
+    ("h100 pcie", (756.5, 378.0)),
+    ("h100 nvl", (835.5, 417.5)),
+    ("h100", (989.4, 494.7)),   # H100 SXM5 ("NVIDIA H100 80GB HBM3")
+    ("h200", (989.4, 494.7)),   # H200 SXM
     ("a100", (312.0, 156.0)),
     ("tpu v6 lite", (918.0, None)),
     ("tpu v5 lite", (197.0, None)),
@@ -266,7 +277,7 @@ def run_torch(args, config) -> dict:
          f"--batch_size={args.batch_size}", f"--image_size={args.image_size}",
          f"--steps={args.steps}", f"--hidden={','.join(map(str, config.method.projector_hidden))}",
          f"--out_dim={config.method.projector_dim}", f"--temperature={config.method.temperature}",
-         f"--weight_decay={config.optimizer.weight_decay}"]
+         f"--weight_decay={config.optimizer.weight_decay}", f"--precision={args.precision}"]
   result = subprocess.run(cmd, capture_output=True, text=True)
   if result.returncode != 0:
     return {"missing": f"the PyTorch step failed: {result.stderr.strip()[-500:]}"}
@@ -307,9 +318,17 @@ def main():
     if not os.path.exists(os.path.join(REPO, CASES[name])):
       print(f"{name}: {CASES[name]} not found, skipped", flush=True)
       continue
+    torch_result = None
+    config = load_config(CASES[name])
+    if config.method.name == "simclr" and not (args.no_torch or args.compile_only):
+      # PyTorch first: its subprocess gives its GPU memory back when it exits, while JAX's
+      # allocator keeps what the sslax step took, which could leave PyTorch too little.
+      torch_result = run_torch(args, config)
+      print(f"{name}: PyTorch step {torch_result.get('step_s', float('nan')):.3f} s", file=sys.stderr,
+            flush=True)
     r = run_sslax(name, args)
-    if r["method"] == "simclr" and not (args.no_torch or args.compile_only):
-      r["torch"] = run_torch(args, r["config"])
+    if torch_result is not None:
+      r["torch"] = torch_result
     rows.append(r)
     print(f"{name}: step {r['step_s']:.3f} s, compile {r['compile_s']:.1f} s", file=sys.stderr,
           flush=True)
@@ -335,8 +354,9 @@ def main():
         torch_cells = "not run | -"
       else:
         torch_cells = f"{t['images_per_s']:.2f} | {r['images_per_s'] / t['images_per_s']:.2f}x"
-        notes.append(f"PyTorch {t['torch']}, torchvision {t['torchvision']}, {t['threads']} threads, "
-                     f"step {t['step_s']:.3f} s")
+        notes.append(f"PyTorch {t['torch']}, torchvision {t['torchvision']}, on {t['device']} "
+                     f"({t['threads']} CPU threads), {t['precision']}, channels_last "
+                     f"{t['channels_last']}, step {t['step_s']:.3f} s")
     print(f"| {r['name']} ({r['batch']} x {r['views']}) | {r['images_per_s']:.2f} | {r['step_s']:.3f} "
           f"| {r['xla_flops'] / 1e9:.1f} | {r['analytic_flops'] / 1e9:.1f} "
           f"| {r['xla_flops'] / r['analytic_flops']:.3f} | {achieved / peak:.1%} | {r['temp_mib']:.0f} "

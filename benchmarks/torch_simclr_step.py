@@ -7,7 +7,15 @@ temperature tau against the other 2B - 2 views, backward, and LARS as optax.lars
 it (weight decay and trust ratio on weights only, then learning rate, then momentum).
 The views are given (the images and their horizontal flips), as on the sslax side.
 
-Prints one JSON line: {"torch": version, "threads": n, "step_s": fastest, "steps": [...]}.
+Device: CUDA when torch sees a GPU, else the CPU (--device to choose). --precision bfloat16 runs
+the forward pass under torch.autocast(bfloat16) with float32 parameters, as sslax's bfloat16
+policy keeps float32 parameters; float32 on CUDA allows TF32 on tensor cores, as XLA does by
+default for float32 dots and convolutions there. On CUDA, channels_last memory format and
+cudnn.benchmark (PyTorch's usual settings for fixed-shape convnets on tensor cores; XLA
+autotunes its own) unless --channels_last=0.
+
+Prints one JSON line: {"torch": version, "threads": n, "step_s": fastest, "device": name,
+"precision": ..., "channels_last": bool, "steps": [...]}.
 Run by benchmarks/mfu.py with the Python that has torch (`--torch_python`); needs only
 torch and torchvision (`pip install -e ".[bench]"`).
 """
@@ -44,7 +52,7 @@ def nt_xent(z: torch.Tensor, batch: int, temperature: float) -> torch.Tensor:
   z = F.normalize(z, dim=1)
   logits = z @ z.t() / temperature
   logits.fill_diagonal_(float("-inf"))
-  targets = torch.cat([torch.arange(batch, 2 * batch), torch.arange(batch)])
+  targets = torch.cat([torch.arange(batch, 2 * batch), torch.arange(batch)]).to(z.device)
   return F.cross_entropy(logits, targets)
 
 
@@ -84,26 +92,37 @@ def main():
   parser.add_argument("--temperature", type=float, default=0.1)
   parser.add_argument("--lr", type=float, default=0.3)
   parser.add_argument("--weight_decay", type=float, default=1e-6)
-  parser.add_argument("--channels_last", type=int, default=0)
+  parser.add_argument("--channels_last", type=int, default=-1, help="1, 0, or -1: on CUDA only")
+  parser.add_argument("--device", default="", help="cuda or cpu (default: cuda if available)")
+  parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"))
   args = parser.parse_args()
 
+  device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+  channels_last = device.type == "cuda" if args.channels_last < 0 else bool(args.channels_last)
+  if device.type == "cuda":
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
   torch.manual_seed(0)
   model = SimCLR([int(h) for h in args.hidden.split(",") if h], args.out_dim).train()
-  memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-  model = model.to(memory_format=memory_format)
+  memory_format = torch.channels_last if channels_last else torch.contiguous_format
+  model = model.to(device=device, memory_format=memory_format)
   opt = LARS(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, momentum=0.9,
              trust_coefficient=0.001)
-  images = torch.rand(args.batch_size, 3, args.image_size, args.image_size)
+  images = torch.rand(args.batch_size, 3, args.image_size, args.image_size, device=device)
   views = torch.cat([images, images.flip(-1)]).contiguous(memory_format=memory_format)
+  bf16 = args.precision == "bfloat16"
 
   def step():
     opt.zero_grad(set_to_none=True)
-    loss = nt_xent(model(views), args.batch_size, args.temperature)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+      z = model(views)
+    loss = nt_xent(z.float(), args.batch_size, args.temperature)
     loss.backward()
     opt.step()
-    return loss.item()
+    return loss.item()  # waits for the device
 
-  step()  # warm-up: oneDNN primitive creation, allocator
+  step()  # warm-up: oneDNN primitive creation / cuDNN autotuning, allocator
   times = []
   for _ in range(args.steps):
     start = time.perf_counter()
@@ -111,6 +130,8 @@ def main():
     times.append(time.perf_counter() - start)
   print(json.dumps({"torch": torch.__version__, "torchvision": torchvision.__version__,
                     "threads": torch.get_num_threads(), "step_s": min(times),
+                    "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                    "precision": args.precision, "channels_last": channels_last,
                     "steps": times}))
 
 

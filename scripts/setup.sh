@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up: a Python >= 3.12 virtual environment at .venv with sslax and its
-# dependencies, and (unless SSLAX_SKIP_DATA=1) the Fashion-MNIST idx files from Debian.
+# dependencies, and (unless SSLAX_SKIP_DATA=1) the offline data: Fashion-MNIST's idx files and
+# the fortunes texts from Debian, and aeon's JapaneseVowels .ts files (pip, without aeon's deps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,11 +34,23 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ "${SSLAX_SKIP_DATA:-0}" != 1 ] && [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "[setup] installing the Debian package dataset-fashion-mnist"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
-  else
-    echo "[setup] Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist' (or see README: Data)." >&2
+if [ "${SSLAX_SKIP_DATA:-0}" != 1 ]; then
+  # Data from Debian packages: Fashion-MNIST's idx files, and the fortunes texts (sslax/data/text.py).
+  debs=()
+  [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || debs+=(dataset-fashion-mnist)
+  [ -f /usr/share/games/fortunes/fortunes ] || debs+=(fortunes)
+  if [ ${#debs[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "[setup] installing the Debian package(s) ${debs[*]}"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}" >/dev/null
+    else
+      echo "[setup] data missing: run 'sudo apt-get install ${debs[*]}' (or see README: Data)." >&2
+    fi
+  fi
+  # JapaneseVowels (sslax/data/sequences.py) is read from the .ts files that ship in the PyPI
+  # package aeon; --no-deps because only those files are read, aeon itself is never imported.
+  if ! .venv/bin/python -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("aeon") is None)'; then
+    echo "[setup] installing aeon's data files (pip install --no-deps aeon)"
+    .venv/bin/python -m pip install -q --no-deps aeon
   fi
 fi

@@ -34,7 +34,7 @@ GradFn = Callable[[StepInputs, Any], tuple[tuple[jax.Array, Any], Any]]
 def value_and_grad(grad_fn: GradFn, inputs: StepInputs, batch_stats: Any, params: Any,
                    steps: int) -> tuple[tuple[jax.Array, dict, Any], Any]:
   """-> ((mean loss, mean metrics, LossAux of the last micro-batch), mean gradient) over
-  `steps` micro-batches of `inputs` (views, labels and keys split along the batch)."""
+  `steps` micro-batches of `inputs` (views, labels, keys and masks split along the batch)."""
   if steps == 1:
     (loss, aux), grads = grad_fn(inputs, batch_stats)
     return (loss, aux.metrics, aux), grads
@@ -48,11 +48,12 @@ def value_and_grad(grad_fn: GradFn, inputs: StepInputs, batch_stats: Any, params
 
   def micro_step(carry, sliced):
     grad_sum, stats = carry
-    views, labels, keys = sliced
-    (loss, aux), grads = grad_fn(inputs.replace(views=views, labels=labels, keys=keys), stats)
+    views, labels, keys, mask = sliced
+    (loss, aux), grads = grad_fn(inputs.replace(views=views, labels=labels, keys=keys, mask=mask),
+                                 stats)
     return (jax.tree.map(jnp.add, grad_sum, grads), aux.batch_stats), (loss, aux)
 
-  sliced = jax.tree.map(split, (list(inputs.views), inputs.labels, inputs.keys))
+  sliced = jax.tree.map(split, (list(inputs.views), inputs.labels, inputs.keys, inputs.mask))
   zeros = jax.tree.map(jnp.zeros_like, params)
   # A loop keeps one micro-batch's activations alive at a time. XLA:CPU runs a loop body's
   # convolutions several times slower (README, "Precision and memory"), so on the CPU the

@@ -51,13 +51,42 @@ def base_config() -> ml_collections.ConfigDict:
   c.method = ml_collections.ConfigDict(dict(name="simclr"))
   c.views = ml_collections.ConfigDict()   # view name -> augmentation config (sslax/data/augment.py)
   c.optimizer = optim.default_config()
+  # While pretraining (sslax/online_probe.py): an online linear probe on stop-gradient
+  # features, and RankMe / alignment / uniformity / collapse diagnostics every few steps.
+  from sslax import online_probe
+  c.online_probe, c.diagnostics = online_probe.default_config()
 
+  # Frozen evaluation (sslax/evaluate/frozen.py, docs/evaluation.md): every result in
+  # eval.json is a named protocol with its settings. Per encoder (pretrained, random init)
+  # the `protocols` run; the raw-input baseline runs the linear probe and few-label only.
+  from sslax.evaluate.sgd_probe import default_config as sgd_probe_config
   c.eval = ml_collections.ConfigDict(dict(
       enabled=True,
-      train_split="",  # the split the probe and kNN fit on; "": data.train_split
+      # any of "linear_probe" (L-BFGS, L2 chosen on a held-out split), "knn", "sgd_probe"
+      # (SimCLR/BYOL's SGD recipe, settings in sgd_probe), "few_label", "diagnostics"
+      protocols=("linear_probe", "knn", "few_label", "diagnostics"),
+      train_split="",  # the split the probes and kNN fit on; "": data.train_split
       batch_size=1000, knn_k=200, knn_temperature=0.07,
       probe_weight_decays=(0.0, 1e-5, 1e-4, 1e-3, 1e-2),
-      random_init_baseline=True, raw_pixel_baseline=True, max_train_examples=-1))
+      sgd_probe=sgd_probe_config(),
+      # Few-label: the linear probe on class-balanced subsets of the train split, by
+      # fraction of each class and/or by count per class; draw d uses few_label_seed + d,
+      # or the saved list in sslax/evaluate/subsets/ where one exists (few_label.py).
+      few_label_fractions=(0.01, 0.1), few_label_per_class=(), few_label_draws=1,
+      few_label_seed=0, few_label_saved_subsets=True,
+      few_label_per_class_c=1.0,  # k per class: fixed L2 as scikit-learn's C (its default: 1)
+      collapse_threshold=0.01,  # diagnostics: collapsed when std(z/|z|) < this / sqrt(D)
+      random_init_baseline=True,
+      raw_pixel_baseline=True,  # the raw inputs: pixels, mean frames, or TF-IDF of tokens
+      raw_text_max_features=10_000,  # TF-IDF vocabulary of the text baseline
+      raw_frames="mean",  # frame sequences' raw baseline: "mean" frame or "flatten" (fixed length)
+      max_train_examples=-1,
+      # Transfer: evaluate on another dataset than the pretraining one (--config.eval.data.
+      # name=cifar10); its images are converted to the encoder's channels and resized to
+      # data.image_size. name "": the pretraining data. data_dir "": config.data.data_dir.
+      # Every key set here (a config file may add more) replaces config.data's.
+      data=ml_collections.ConfigDict(dict(
+          name="", train_split="train", test_split="test", data_dir="", download=False))))
 
   # Full fine-tuning (sslax/evaluate/finetune.py): the pretrained encoder + a new linear
   # classifier trained with labels; --mode=finetune, or after the frozen evaluation if
@@ -105,6 +134,8 @@ def fashion_mnist_cpu(method: ml_collections.ConfigDict) -> ml_collections.Confi
       saturation=0.0, hue=0.0, gray_p=0.0, solarize_p=0.0)
   config.views.view1 = view
   config.views.view2 = view.copy_and_resolve_references()
+  config.online_probe.enabled = True
+  config.diagnostics.enabled = True
   return config
 
 
@@ -114,6 +145,54 @@ def fashion_mnist_vit() -> ml_collections.ConfigDict:
   from sslax.models import encoder_config
 
   return encoder_config("vit", patch_size=4, hidden_dim=128, depth=4, num_heads=4)
+
+
+def sequence_cpu(data: ml_collections.ConfigDict, model: ml_collections.ConfigDict,
+                 method: ml_collections.ConfigDict, *, batch_size: int, total_steps: int,
+                 base_lr: float, warmup_steps: int, weight_decay: float, b2: float = 0.999,
+                 checkpoint_every_steps: int = 500) -> ml_collections.ConfigDict:
+  """What every frame-sequence and text config shares (configs/*_japanese_vowels.py,
+  *_fashion_mnist_rows.py, *_fortunes.py): `base_config()` with `data`, `model`, `method`,
+  the given batch and step budget, a log line every 50 steps, and the online probe and
+  diagnostics on, as in `fashion_mnist_cpu`.
+
+  The optimizer is AdamW with `base_lr` used as given (lr_scaling "none"): APC, CPC,
+  Mockingjay, BERT and GPT train with Adam at a learning rate stated for their own batch, not
+  one per 256 examples as the image recipes' linear scaling assumes (word2vec's SGD is
+  replaced by the same Adam). weight_decay 0 makes it plain Adam; `b2` 0.999 is Adam's
+  default (the Transformer configs take RoBERTa's 0.98).
+
+  The evaluation follows the dataset. JapaneseVowels has 9 speakers of 30 training
+  utterances each: kNN votes with k = 10, and few-label results are by count, 1 and 3
+  utterances a speaker over 10 draws. Fashion-MNIST rows are all 28 long, so the raw
+  baseline flattens them (the 784 pixels, as for images) instead of averaging the frames.
+  """
+  config = base_config()
+  config.data = data
+  config.model = model
+  config.method = method
+  config.batch_size = batch_size
+  config.total_steps = total_steps
+  config.log_every_steps = 50
+  config.checkpoint_every_steps = checkpoint_every_steps
+
+  config.optimizer.name = "adamw"
+  config.optimizer.base_lr = base_lr
+  config.optimizer.lr_scaling = "none"
+  config.optimizer.warmup_steps = warmup_steps
+  config.optimizer.weight_decay = weight_decay
+  config.optimizer.b2 = b2
+
+  config.online_probe.enabled = True
+  config.diagnostics.enabled = True
+  if data.name == "japanese_vowels":
+    config.eval.knn_k = 10                 # 30 utterances a speaker: k=200 would vote with most of them
+    config.eval.few_label_fractions = ()  # 1% and 10% of 30 are the 1 and 3 per class below
+    config.eval.few_label_per_class = (1, 3)
+    config.eval.few_label_draws = 10
+  elif data.name == "fashion_mnist_rows":
+    config.eval.raw_frames = "flatten"  # the raw baseline is then the 784 pixels, as for images
+  return config
 
 
 IMAGENET_TRAIN_EXAMPLES = 1_281_167
@@ -153,6 +232,8 @@ def imagenet_resnet50(method: ml_collections.ConfigDict, *, batch_size: int, epo
   config.eval.batch_size = 1024
   config.eval.max_train_examples = 100_000
   config.eval.raw_pixel_baseline = False
+  config.online_probe.enabled = True   # BYOL's online classifier, logged as a progress signal
+  config.diagnostics.enabled = True
   return config, steps_per_epoch
 
 
@@ -171,6 +252,8 @@ def cifar10_resnet18(method: ml_collections.ConfigDict, *, batch_size: int, epoc
   config.model = encoder_config("resnet18", stem="cifar")
   config.method = method
   config.eval.batch_size = 1000
+  config.online_probe.enabled = True
+  config.diagnostics.enabled = True
   return config, steps_per_epoch
 
 
@@ -184,6 +267,40 @@ def _choice(config: ml_collections.ConfigDict, key: str, choices) -> None:
   for part in key.split("."):
     value = value[part]
   _require(value in choices, key, f"{value!r} is not one of {sorted(choices)}")
+
+
+# What config.eval.protocols may name (sslax/evaluate/frozen.py runs them).
+EVAL_PROTOCOLS = ("linear_probe", "knn", "sgd_probe", "few_label", "diagnostics")
+
+
+def _validate_eval(config: ml_collections.ConfigDict) -> None:
+  """The eval block: protocol names, few-label specs, SGD-probe settings, transfer data."""
+  ev = config.eval
+  _require(ev.knn_k > 0, "eval.knn_k", "must be > 0")
+  protocols = tuple(ev.get("protocols", ()))
+  unknown = sorted(set(protocols) - set(EVAL_PROTOCOLS))
+  _require(not unknown, "eval.protocols",
+           f"unknown protocol(s) {unknown}; choose from {list(EVAL_PROTOCOLS)}")
+  for f in ev.get("few_label_fractions", ()):
+    _require(0 < f <= 1, "eval.few_label_fractions", f"fractions of each class in (0, 1], got {f!r}")
+  for k in ev.get("few_label_per_class", ()):
+    _require(isinstance(k, int) and k > 0, "eval.few_label_per_class",
+             f"positive integers (labeled examples per class), got {k!r}")
+  draws = ev.get("few_label_draws", 1)
+  _require(isinstance(draws, int) and draws > 0, "eval.few_label_draws",
+           f"must be a positive integer, got {draws!r}")
+  if "sgd_probe" in ev:
+    for key in ("batch_size", "epochs"):
+      _require(isinstance(ev.sgd_probe[key], int) and ev.sgd_probe[key] > 0, f"eval.sgd_probe.{key}",
+               f"must be a positive integer, got {ev.sgd_probe[key]!r}")
+    _require(ev.sgd_probe.base_lr > 0, "eval.sgd_probe.base_lr", "must be > 0")
+    _require(0 <= ev.sgd_probe.momentum < 1, "eval.sgd_probe.momentum", "must be in [0, 1)")
+    _require(ev.sgd_probe.weight_decay >= 0, "eval.sgd_probe.weight_decay", "must be >= 0")
+  data = ev.get("data") or {}
+  if data.get("name"):
+    _require(data.get("image_size", config.data.image_size) == config.data.image_size,
+             "eval.data.image_size", f"the encoder takes data.image_size = {config.data.image_size}; "
+             "leave it out (the evaluated images are resized to it)")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -213,8 +330,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _require(config.optimizer.base_lr > 0, "optimizer.base_lr", "must be > 0")
   _require(config.optimizer.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0")
   _require(config.optimizer.warmup_steps >= 0, "optimizer.warmup_steps", "must be >= 0")
-  _require(config.data.image_size > 0, "data.image_size", "must be > 0")
-  _require(config.eval.knn_k > 0, "eval.knn_k", "must be > 0")
+  from sslax.data import sequences, text
+  images = config.data.name not in sequences.DATASETS + text.DATASETS
+  if images:
+    _require(config.data.image_size > 0, "data.image_size", "must be > 0")
+  _validate_eval(config)
   _require(0 < config.optimizer.get("layer_decay", 1.0) <= 1, "optimizer.layer_decay",
            "must be in (0, 1]; 1: no layer-wise decay")
   if "finetune" in config:
@@ -230,7 +350,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(0 <= config.finetune.label_smoothing < 1, "finetune.label_smoothing", "must be in [0, 1)")
 
   method = METHODS[config.method.name]
-  if method.num_views is None:  # multi-crop: 2 global views (first in sorted order), any locals
+  if not images:
+    _require(len(config.views) == 0, "views",
+             f"{config.data.name} holds sequences or text, which take no image views (the "
+             f"method masks or corrupts its inputs itself); remove {sorted(config.views)}")
+  elif method.num_views is None:  # multi-crop: 2 global views (first in sorted order), any locals
     _require(len(config.views) >= 2, "views",
              f"method {method.name!r} takes 2 global views and any number of local ones, the "
              f"config defines {len(config.views)} ({sorted(config.views)})")

@@ -16,7 +16,6 @@ small images are visible. Grayscale images give a grayscale PNG, RGB an RGB one.
 from __future__ import annotations
 
 import math
-import sys
 from typing import Sequence
 
 import numpy as np
@@ -106,21 +105,13 @@ def auto_scale(height: int) -> int:
 
 def main(argv) -> None:
   del argv
-  import logging
-
   from absl import flags
 
-  from sslax import config as config_lib
-  from sslax.data.pipeline import DatasetNotFoundError
+  from sslax import train
 
-  logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-  for noisy in ("absl", "orbax", "jax", "tensorflow", "tensorflow_datasets"):
-    logging.getLogger(noisy).setLevel(logging.WARNING)
   args = flags.FLAGS
-  try:
-    rows = reconstruction_rows(args.config, args.workdir, num_images=args.num_images, split=args.split)
-  except (config_lib.ConfigError, DatasetNotFoundError, FileNotFoundError) as error:
-    sys.exit(f"error: {error}")  # errors the user can fix: the message says how
+  rows = train.run_tool(lambda: reconstruction_rows(args.config, args.workdir,
+                                                    num_images=args.num_images, split=args.split))
   height = rows["input"].shape[1]
   write_png(args.out, picture_grid([rows[k] for k in ROWS], scale=args.scale or auto_scale(height)))
   print(f"wrote {args.out}: rows {', '.join(ROWS)}; {args.num_images} images", flush=True)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import flax
 import flax.linen as nn
@@ -29,7 +30,7 @@ from sslax import accumulate
 from sslax import checkpoint as checkpoint_lib
 from sslax import config as config_lib
 from sslax import metrics as metrics_lib
-from sslax import optim, parallel, preemption
+from sslax import online_probe, optim, parallel, preemption
 from sslax.data import augment, pipeline
 from sslax.methods import Method, get_method
 from sslax.methods.base import StepInputs
@@ -48,27 +49,62 @@ class TrainState:
   batch_stats: Any
   opt_state: Any
   method_state: Any  # the method's own state (target network, queue, center); {} if none
+  probe: Any = None  # the online linear probe's params and Adam state (sslax/online_probe.py); {} if off
+
+
+def input_spec(source: pipeline.Source) -> tuple[str, tuple, type]:
+  """-> (batch key, per-example shape, dtype) of what the network reads from `source`:
+  ("image", (H, W, C), uint8) for images; sequence and text sources (sslax/data/sequences.py,
+  text.py) say theirs: ("frames", (T, F), float32) or ("tokens", (T,), int32), with a
+  padding mask [T] beside them."""
+  key = getattr(source, "input_key", "image")
+  if key == "image":
+    return key, tuple(source.image_shape), np.uint8
+  return key, tuple(source.input_shape), np.int32 if key == "tokens" else np.float32
 
 
 def dataset_info(config: ml_collections.ConfigDict, source: pipeline.Source) -> dict:
   info = dict(pipeline.DATASET_INFO.get(config.data.name, {}))
-  channels = source.image_shape[-1]
+  key, shape, _ = input_spec(source)
+  if key != "image":  # sources standardize their own frames; tokens are ids
+    return {**info, "mean": (0.0,), "std": (1.0,)}
+  channels = shape[-1]
   info.setdefault("mean", (0.5,) * channels)
   info.setdefault("std", (0.25,) * channels)
   return info
 
 
-def init_variables(model: nn.Module, config: ml_collections.ConfigDict, channels: int) -> dict:
-  """Same parameters on any device count: initialized on the host from the seed."""
-  size = config.data.image_size
+def example_inputs(config: ml_collections.ConfigDict, data: int | pipeline.Source,
+                   batch: int = 2) -> tuple:
+  """Zero inputs the network is initialized (or shape-inferred) with: (images,) for an image
+  source or a channel count, (x, mask) for a sequence or text source."""
+  if isinstance(data, int):
+    size = config.data.image_size
+    return (jnp.zeros((batch, size, size, data)),)
+  key, shape, dtype = input_spec(data)
+  if key == "image":
+    size = config.data.image_size
+    return (jnp.zeros((batch, size, size, shape[-1])),)
+  return jnp.zeros((batch, *shape), dtype), jnp.ones((batch, shape[0]), bool)
+
+
+def init_variables(model: nn.Module, config: ml_collections.ConfigDict,
+                   data: int | pipeline.Source) -> dict:
+  """Same parameters on any device count: initialized on the host from the seed. `data`:
+  the training source, or an image channel count."""
   key = jax.random.fold_in(jax.random.key(config.seed), _INIT_STREAM)
+  inputs = example_inputs(config, data)
   # train=False: BatchNorm must not reach for the mesh axis outside the sharded step.
-  variables = jax.jit(lambda k: model.init(k, jnp.zeros((2, size, size, channels)), train=False))(key)
+  variables = jax.jit(lambda k: model.init(k, *inputs, train=False))(key)
   return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
 
 
-def make_views_fn(config: ml_collections.ConfigDict, info: dict) -> Callable:
-  """(images uint8 [b,H,W,C], positions int [b]) -> list of normalized float views."""
+def make_views_fn(config: ml_collections.ConfigDict, info: dict, input_key: str = "image") -> Callable:
+  """(images uint8 [b,H,W,C], positions int [b]) -> list of normalized float views. Frames
+  and tokens pass unchanged, as the one view: sequence methods mask or corrupt them
+  themselves (sslax/methods/apc.py, masked_frames.py, ...)."""
+  if input_key != "image":
+    return lambda x, positions: [x]
   base = jax.random.fold_in(jax.random.key(config.seed), _AUGMENT_STREAM)
   view_configs = list(config.views.values())
 
@@ -84,14 +120,17 @@ def make_views_fn(config: ml_collections.ConfigDict, info: dict) -> Callable:
 
 def make_train_step(method: Method, model: nn.Module, tx: optax.GradientTransformation,
                     schedule: optax.Schedule, config: ml_collections.ConfigDict,
-                    views_fn: Callable, info: dict | None = None) -> Callable:
-  """The per-device step fn(state, batch) -> (state, metrics), for parallel.sharded_step."""
+                    views_fn: Callable, info: dict | None = None,
+                    input_key: str = "image") -> Callable:
+  """The per-device step fn(state, batch) -> (state, metrics), for parallel.sharded_step.
+  batch: {input_key: [b, ...], "label", "position"} and, for sequences and text, "mask" [b, T]."""
   axis = parallel.DATA_AXIS
   method_key = jax.random.fold_in(jax.random.key(config.seed), _METHOD_STREAM)
   info = info or {"mean": (0.5,), "std": (0.25,)}
 
   def per_device_step(state: TrainState, batch: dict):
-    inputs = StepInputs(views=views_fn(batch["image"], batch["position"]), labels=batch["label"],
+    inputs = StepInputs(views=views_fn(batch[input_key], batch["position"]), labels=batch["label"],
+                        mask=batch.get("mask"),
                         step=state.step, state=state.method_state,
                         keys=jax.vmap(lambda p: jax.random.fold_in(method_key, p))(batch["position"]),
                         pixel_mean=tuple(info["mean"]), pixel_std=tuple(info["std"]))
@@ -121,8 +160,13 @@ def make_train_step(method: Method, model: nn.Module, tx: optax.GradientTransfor
 
 def open_split(config: ml_collections.ConfigDict, split: str) -> pipeline.Source:
   """Opens a split; with several processes, process 0 prepares the data first, so
-  they do not all build the same TFDS dataset into a shared data_dir at once."""
+  they do not all build the same TFDS dataset into a shared data_dir at once. Sequence and
+  text datasets (sslax/data/sequences.py, text.py) read their own config.data keys."""
   def open_source():
+    from sslax.data import sequences, text  # their readers are needed only by their datasets
+    for module in (sequences, text):
+      if config.data.name in module.DATASETS:
+        return module.open_source(config.data, split)
     return pipeline.open_source(
         config.data.name, split, data_dir=config.data.data_dir or None,
         image_size=config.data.image_size, in_memory=config.data.in_memory,
@@ -151,15 +195,23 @@ def with_subtrees(variables: dict, init_from: dict) -> dict:
 
 
 def initial_state(config: ml_collections.ConfigDict, method: Method, model: nn.Module,
-                  tx: optax.GradientTransformation, channels: int,
+                  tx: optax.GradientTransformation, data: int | pipeline.Source,
                   init_from: dict | None = None) -> TrainState:
-  """The state at step 0, on the host; `init_from`: see `with_subtrees`."""
-  variables = init_variables(model, config, channels)
+  """The state at step 0, on the host; `data`: the training source (or an image channel
+  count); `init_from`: see `with_subtrees`."""
+  variables = init_variables(model, config, data)
   if init_from is not None:
     variables = with_subtrees(variables, init_from)
+  method_state = method.init_state(config, variables)
+  probe = {}
+  if "online_probe" in config and config.online_probe.enabled:
+    evaluated = method.evaluated_variables(config, variables["params"], variables["batch_stats"],
+                                           method_state)
+    probe = online_probe.init_probe(config, model, evaluated, example_inputs(config, data),
+                                    config.data.num_classes or getattr(data, "num_classes", 0))
   state = TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
                      batch_stats=variables["batch_stats"], opt_state=tx.init(variables["params"]),
-                     method_state=method.init_state(config, variables))
+                     method_state=method_state, probe=probe)
   return jax.device_get(state)
 
 
@@ -177,7 +229,20 @@ def with_num_classes(config: ml_collections.ConfigDict, source: pipeline.Source)
   return config
 
 
-def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, init_from: dict | None = None):
+class Run(NamedTuple):
+  """What `build` makes: compiled on first call, nothing run yet."""
+  method: Method
+  source: pipeline.Source
+  info: dict                  # the dataset's normalization and sizes
+  model: nn.Module
+  state: TrainState           # replicated over the mesh
+  step_fn: Callable           # (state, device batch) -> (state, metrics)
+  probe_fn: Callable | None   # the online probe's step, the same signature; None when off
+  diagnostics: Callable | None  # (state, device batch) -> scalars to log; None when off
+
+
+def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
+          init_from: dict | None = None) -> Run:
   """Everything a run needs, built (not compiled) after the config is validated;
   `init_from`: pretrained subtrees of the initial variables (see `with_subtrees`)."""
   method = get_method(config.method.name)
@@ -187,12 +252,19 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, init_from:
   model = method.build(config)
   schedule = optim.learning_rate_schedule(config.optimizer, config.batch_size, config.total_steps)
   tx = optim.make_optimizer(config.optimizer, schedule)
-  state = parallel.replicate(
-      initial_state(config, method, model, tx, source.image_shape[-1], init_from), mesh)
+  state = parallel.replicate(initial_state(config, method, model, tx, source, init_from), mesh)
+  input_key = input_spec(source)[0]
+  views_fn = make_views_fn(config, info, input_key)
   step_fn = parallel.sharded_step(
-      make_train_step(method, model, tx, schedule, config, make_views_fn(config, info), info),
-      mesh)
-  return method, source, info, model, state, step_fn
+      make_train_step(method, model, tx, schedule, config, views_fn, info, input_key), mesh)
+  probe_fn = diagnostics = None
+  if "online_probe" in config and config.online_probe.enabled:
+    probe_fn = parallel.sharded_step(
+        online_probe.make_probe_step(method, model, config, views_fn, input_key), mesh)
+  if "diagnostics" in config and config.diagnostics.enabled:
+    diagnostics = online_probe.DiagnosticsLogger(
+        online_probe.make_embed_views(method, model, config, views_fn, input_key, mesh))
+  return Run(method, source, info, model, state, step_fn, probe_fn, diagnostics)
 
 
 def make_mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
@@ -222,7 +294,8 @@ def train(config: ml_collections.ConfigDict, workdir: str,
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
 
-  method, source, info, model, state, step_fn = build(config, mesh, init_from)
+  run = build(config, mesh, init_from)
+  state, step_fn, model = run.state, run.step_fn, run.model
   checkpointer = checkpoint_lib.Checkpointer(
       workdir, keep=config.keep_checkpoints, async_save=config.async_checkpoints)
   state, restored_step = checkpointer.restore_latest(state)
@@ -231,9 +304,11 @@ def train(config: ml_collections.ConfigDict, workdir: str,
     log.warning("resuming from the checkpoint at step %d in %s", start_step, checkpointer.directory)
 
   batches = pipeline.host_batches(
-      source, global_batch=config.batch_size, seed=config.seed, start_step=start_step)
+      run.source, global_batch=config.batch_size, seed=config.seed, start_step=start_step)
+  keys = (input_spec(run.source)[0], "mask", "label", "position")
   device_batches = parallel.device_prefetch(
-      ({"image": b["image"], "label": b["label"], "position": b["position"]} for b in batches), mesh)
+      ({k: b[k] for k in keys if k in b} for b in batches), mesh)
+  diagnostics_every = config.diagnostics.every_steps or config.log_every_steps if run.diagnostics else 0
   writer = metrics_lib.MetricWriter(workdir, start_step=start_step)
   progress = metrics_lib.Progress(config.total_steps, config.batch_size, start_step)
   train_start = time.perf_counter()
@@ -242,16 +317,26 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   preempted = False
   try:
     while step < config.total_steps and not preempted:
-      state, step_metrics = step_fn(state, next(device_batches))
+      batch = next(device_batches)
+      if run.probe_fn is not None:  # before the step: the probe reads the same parameters the step does
+        state, probe_metrics = run.probe_fn(state, batch)
+        step_metrics_probe = probe_metrics
+      state, step_metrics = step_fn(state, batch)
       step += 1
       preempted = watch.reached(step)  # the same step on every process
       if step % config.log_every_steps == 0 or step == config.total_steps:
         scalars = {k: float(v) for k, v in parallel.to_host(step_metrics).items()}
+        if run.probe_fn is not None:
+          scalars.update({k: float(v) for k, v in parallel.to_host(step_metrics_probe).items()})
         scalars.update(progress.update(step, scalars["loss"]))
         if not np.isfinite(scalars["loss"]):
           raise FloatingPointError(
               f"loss is {scalars['loss']} at step {step}: lower optimizer.base_lr or check the data")
+        if diagnostics_every and step % diagnostics_every == 0:
+          scalars.update(run.diagnostics(state, batch))
         writer.write(step, scalars)
+      elif diagnostics_every and step % diagnostics_every == 0:
+        writer.write(step, run.diagnostics(state, batch))
       if preempted or step % config.checkpoint_every_steps == 0 or step == config.total_steps:
         checkpointer.save(step, state, force=preempted)
   finally:
@@ -288,14 +373,31 @@ def restore_latest(config: ml_collections.ConfigDict, workdir: str, mesh: jax.sh
   step = None
   try:
     if checkpointer.all_steps():
-      _, _, info, model, state, _ = build(config, mesh)
-      state, step = checkpointer.restore_latest(state)
+      run = build(config, mesh)
+      state, step = checkpointer.restore_latest(run.state)
+      model, info = run.model, run.info
   finally:
     checkpointer.close()
   if step is None:
     raise FileNotFoundError(f"no {what} in {checkpointer.directory}: pretrain first "
                             "(--mode=train_and_evaluate or --mode=train) with this --workdir")
   return model, state, info
+
+
+def run_tool(action: Callable[[], Any], *, user_errors: tuple[type[Exception], ...] = ()) -> Any:
+  """The body of a command-line tool that reads a pretraining run (python -m sslax.export,
+  sslax.reconstruct, sslax.evaluate.embedding_map): INFO logging to stderr with the
+  libraries' chatter at WARNING, then `action()` -> its result. An error the user can fix
+  (a bad config value, a missing dataset or checkpoint, or one of `user_errors`) exits with
+  its message, which says how: a traceback would bury it."""
+  logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+  for noisy in ("absl", "orbax", "jax", "tensorflow", "tensorflow_datasets"):
+    logging.getLogger(noisy).setLevel(logging.WARNING)
+  try:
+    return action()
+  except (config_lib.ConfigError, pipeline.DatasetNotFoundError, FileNotFoundError,
+          *user_errors) as error:
+    sys.exit(f"error: {error}")
 
 
 def evaluate_latest(config: ml_collections.ConfigDict, workdir: str) -> dict:

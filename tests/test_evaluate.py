@@ -9,17 +9,30 @@
   mean cross-entropy of order 0.1-1).
 * Sanity checks that can fail: linearly separable data -> >= 99% test accuracy;
   random labels -> chance.
+* SGD probe: with weight decay it must end near scikit-learn's minimizer of the same
+  objective (accuracy within 1.5 points, cross-entropy within 0.02).
+* The frozen evaluation of a run (frozen.py): eval.json's schema with every protocol; the
+  same features and accuracies on 1 and 8 devices; transfer to a mocked CIFAR-10 (RGB to
+  luma checked against PIL); sequence and text features against one unsharded
+  `encode(x, mask)` call; raw baselines against NumPy (mean frames) and scikit-learn's
+  TfidfVectorizer on the ids written as words.
 
 All datasets share a few shapes so the jit'ed fits compile only a few times.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+
+import ml_collections
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
 from sslax.evaluate import fit_logistic_regression, knn_accuracy, knn_classify, linear_probe, stratified_split
+from sslax.evaluate.sgd_probe import sgd_probe
 
 ACCURACY_TOL = 0.015  # 1.5 points of top-1.
 OBJECTIVE_TOL = 1e-4
@@ -216,3 +229,290 @@ def test_out_of_range_labels_are_rejected():
     knn_classify(x, np.arange(8) % 4, x, 3)
   with pytest.raises(ValueError, match="test_y"):
     linear_probe(x, np.arange(8) % 2, x, np.full(8, 2), 2)
+
+
+# ----------------------------------------------------------------------------
+# SGD probe vs scikit-learn
+# ----------------------------------------------------------------------------
+
+
+def test_sgd_probe_reaches_sklearns_optimum():
+  """With weight decay the objective is strictly convex: SGD with a cosine decay to 0 must
+  end near sklearn's minimizer of the same objective (coupled L2 on W, none on b)."""
+  x, y = clustered(600, 10, 3, spread=2.0, seed=7, raw_scale=True)
+  train_x, train_y, test_x, test_y = x[:400], y[:400], x[400:], y[400:]
+  weight_decay = 1e-2
+  settings = dict(batch_size=50, epochs=60, base_lr=0.5, weight_decay=weight_decay)
+  result = sgd_probe(train_x, train_y, test_x, test_y, 3, settings, seed=1)
+  full_x, std_test_x = standardized(train_x, test_x)
+  sk = sklearn_fit(full_x, train_y, weight_decay)
+  assert abs(result["accuracy"] - sk.score(std_test_x, test_y)) <= ACCURACY_TOL
+  # train_loss is the last epoch's mean cross-entropy (without the L2 term).
+  ce = our_objective(sk.coef_, sk.intercept_, full_x, train_y, 0.0)
+  assert result["train_loss"] == pytest.approx(ce, abs=0.02)
+  assert result["settings"]["batch_size"] == 50 and result["settings"]["nesterov"] is True
+  assert result["settings"]["momentum"] == 0.9 and result["steps"] == 60 * 8
+  assert result["lr"] == pytest.approx(0.5 * 50 / 256)
+  assert "Nesterov" in result["protocol"]
+  # Same seed, same result; the batch order is the only randomness.
+  again = sgd_probe(train_x, train_y, test_x, test_y, 3, settings, seed=1)
+  assert again["train_loss"] == result["train_loss"]
+
+
+# ----------------------------------------------------------------------------
+# The frozen evaluation of a run (sslax/evaluate/frozen.py)
+# ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+  """A tiny SimCLR network at its initialization (evaluation does not care whether it was
+  trained) on 64 synthetic Fashion-MNIST-format images: (config, workdir, state, model, mesh)."""
+  from sslax import train
+  from tests.helpers import tiny_config, write_tiny_fashion_mnist
+
+  root = tmp_path_factory.mktemp("fmnist")
+  write_tiny_fashion_mnist(str(root / "idx"))
+  with pytest.MonkeyPatch.context() as env:
+    env.setenv("SSLAX_FASHION_MNIST_DIR", str(root / "idx"))
+    config = tiny_config(str(root / "tfds"))
+    config.num_devices = 1
+    mesh = train.make_mesh(config)
+    built = train.build(config, mesh)  # (method, source, info, model, state, ...)
+    workdir = str(root / "run")
+    os.makedirs(workdir)
+    yield config, workdir, built[4], built[3], mesh
+
+
+def test_evaluate_run_writes_every_protocol(tiny_run):
+  from sslax.evaluate import frozen
+
+  config, workdir, state, model, mesh = tiny_run
+  config = config.copy_and_resolve_references()
+  config.eval.protocols = ("linear_probe", "knn", "sgd_probe", "few_label", "diagnostics")
+  config.eval.few_label_per_class = (1,)  # the k-per-class probe path: tests/test_few_label.py
+  config.eval.few_label_draws = 2
+  config.eval.sgd_probe.epochs = 3
+  config.eval.sgd_probe.batch_size = 16
+  config.eval.raw_pixel_baseline = False  # in the transfer test: its compiles cost ~15 s
+  # What the trainer's online probe logs; the last row must be reported, on its own.
+  with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
+    f.write(json.dumps({"step": 1, "online_probe/accuracy": 0.25}) + "\n")
+    f.write(json.dumps({"step": 2, "loss": 1.0}) + "\n")
+    f.write(json.dumps({"step": 2, "online_probe/accuracy": 0.125}) + "\n")
+  results = frozen.evaluate_run(config, model, state, mesh, workdir)
+  with open(os.path.join(workdir, "eval.json")) as f:
+    saved = json.load(f)
+  assert saved["step"] == 0 and saved["dataset"] == "fashion_mnist"
+  assert (saved["train_split"], saved["test_split"]) == ("train", "test")
+  assert "raw_pixels" not in saved and "raw_features" not in saved and "transfer" not in saved
+  few_names = ["1%", "10%", "1 per class"]
+  for encoder in ("pretrained", "random_init"):
+    entry = saved[encoder]
+    for protocol in ("linear_probe", "knn", "sgd_probe"):
+      assert 0.0 <= entry[protocol]["accuracy"] <= 1.0 and entry[protocol]["protocol"]
+      assert "settings" in entry[protocol]
+    assert entry["linear_probe"]["protocol"] == frozen.LINEAR_PROBE_PROTOCOL
+    assert list(entry["few_label"]) == few_names
+    for name in few_names:
+      few = entry["few_label"][name]
+      assert few["draws"] == 2 and len(few["accuracies"]) == 2
+      assert few["accuracy"] == pytest.approx(np.mean(few["accuracies"]))
+      assert few["std"] == pytest.approx(np.std(few["accuracies"]))
+      # The tiny split is not the 60000-example one the committed 1% list indexes.
+      assert few["subsets"][0].startswith("drawn")
+    assert entry["few_label"]["1 per class"]["examples"] == [10, 10]
+    assert entry["diagnostics"]["examples"] == 32 and "rankme" in entry["diagnostics"]
+    assert entry["feature_dim"] == config.model.widths[-1]
+  assert saved["online_probe"] == {"accuracy": 0.125, "step": 2, "protocol": frozen.ONLINE_PROBE_PROTOCOL}
+  assert results["pretrained"]["knn"]["accuracy"] == saved["pretrained"]["knn"]["accuracy"]
+
+  table = frozen.format_table(saved).splitlines()
+  assert table[1].split() == ["encoder", "linear", "probe", "kNN", "SGD", "probe", "few-label", "1%",
+                              "few-label", "10%", "few-label", "1", "per", "class", "RankMe"]
+  assert table[2].startswith("pretrained") and table[3].startswith("random init")
+  pct = lambda e: f"{100 * e['accuracy']:.2f}±{100 * e['std']:.2f}%"  # noqa: E731
+  assert pct(saved["random_init"]["few_label"]["10%"]) in table[3]
+  assert f"{100 * saved['pretrained']['knn']['accuracy']:.2f}%" in table[2]
+  assert "online probe at step 2: 12.50%" in table[-1] and "not comparable" in table[-1]
+
+
+def test_features_and_accuracies_same_on_1_and_8_devices(tiny_run):
+  from sslax import parallel
+  from sslax.evaluate import frozen
+  from sslax.train import open_split
+
+  config, _, state, model, _ = tiny_run
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  sources = [open_split(config, s) for s in ("train", "test")]
+  results = {}
+  for devices in (1, 8):
+    mesh = parallel.make_mesh(devices)
+    train, test = (frozen.extract_features(model, variables, s, mesh, image_size=28, mean=(0.286,),
+                                           std=(0.353,), batch_size=24) for s in sources)
+    results[devices] = train, test, frozen.run_protocols(
+        f"{devices} devices", train, test, 10, config, ("linear_probe", "knn", "few_label"),
+        dataset="fashion_mnist", train_split="train")
+  (train1, test1, r1), (train8, test8, r8) = results[1], results[8]
+  assert train1[0].shape == (64, 16) and test1[0].shape == (32, 16)  # 24 does not divide 64
+  np.testing.assert_array_equal(train8[1], train1[1])
+  np.testing.assert_allclose(train8[0], train1[0], rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(test8[0], test1[0], rtol=1e-6, atol=1e-6)
+  assert r8["linear_probe"]["accuracy"] == r1["linear_probe"]["accuracy"]
+  assert r8["knn"]["accuracy"] == r1["knn"]["accuracy"]
+  for name in r1["few_label"]:
+    assert r8["few_label"][name]["accuracies"] == r1["few_label"][name]["accuracies"]
+
+
+def test_transfer_to_mock_cifar10(tiny_run, tmp_path):
+  """Pretrained on 28x28 grayscale, evaluated on (mocked) 32x32 RGB CIFAR-10: converted to
+  the encoder's one channel and 28 pixels."""
+  import tensorflow_datasets as tfds
+
+  from sslax.evaluate import frozen
+
+  config, _, state, model, mesh = tiny_run
+  config = config.copy_and_resolve_references()
+  config.eval.data.name = "cifar10"
+  config.eval.data.download = True  # the mock never "prepares" data
+  # kNN: the L-BFGS probe compiles for ~2.5 s per data shape, which the other test covers.
+  config.eval.protocols = ("knn",)
+  config.eval.random_init_baseline = False
+  with tfds.testing.mock_data(num_examples=24, policy=tfds.testing.MockPolicy.USE_CODE):
+    results = frozen.evaluate_run(config, model, state, mesh, str(tmp_path))
+  assert results["transfer"] == {"pretrained_on": "fashion_mnist", "evaluated_on": "cifar10"}
+  assert results["dataset"] == "cifar10" and results["test_split"] == "test"
+  assert 0.0 <= results["pretrained"]["knn"]["accuracy"] <= 1.0
+  raw = results["raw_features"]  # the evaluated dataset's own pixels, resized (no kNN on them)
+  assert set(raw) == {"feature_dim", "seconds", "input"}
+  assert raw["feature_dim"] == 28 * 28 * 3 and raw["input"] == "pixels / 255"
+  assert frozen.format_table(results).startswith("cifar10 (pretrained on fashion_mnist) test")
+
+
+def test_convert_channels_matches_pil():
+  from PIL import Image
+
+  from sslax.evaluate.frozen import convert_channels
+
+  rgb = np.random.default_rng(0).integers(0, 256, size=(2, 5, 7, 3), dtype=np.uint8)
+  gray = np.asarray(convert_channels(rgb.astype(np.float32) / 255.0, 1))
+  pil = np.stack([np.asarray(Image.fromarray(im).convert("L")) for im in rgb])[..., None]
+  np.testing.assert_allclose(gray * 255.0, pil, atol=0.51)  # PIL rounds to integers
+  np.testing.assert_array_equal(np.asarray(convert_channels(gray, 3)), np.repeat(gray, 3, -1))
+
+
+# ----------------------------------------------------------------------------
+# Sequences and text: extract_features through `encode(x, mask)`, raw baselines
+# ----------------------------------------------------------------------------
+
+
+class FakeSequenceSource:
+  """A source of padded frames [T, F] or token ids [T] with a mask [T], as the lead's
+  sequence and text sources give them."""
+
+  def __init__(self, n, input_key, seed=0):
+    rng = np.random.default_rng(seed)
+    self.input_key, self.modality, self.num_classes = input_key, "sequence", 3
+    lengths = rng.integers(1, 9, size=n)
+    self.mask = np.arange(8)[None, :] < lengths[:, None]
+    self.labels = rng.integers(0, 3, size=n).astype(np.int32)
+    if input_key == "frames":
+      self.x = (rng.normal(size=(n, 8, 4)) * self.mask[..., None]).astype(np.float32)
+    else:
+      self.modality = "text"
+      self.x = (rng.integers(1, 30, size=(n, 8)) * self.mask).astype(np.int32)
+    self.input_shape = self.x.shape[1:]
+
+  def __len__(self):
+    return len(self.labels)
+
+  def get(self, indices):
+    return {self.input_key: self.x[indices], "mask": self.mask[indices], "label": self.labels[indices]}
+
+
+def fake_sequence_model(tokens: bool):
+  import flax.linen as nn
+  import jax.numpy as jnp
+
+  class Model(nn.Module):
+    def setup(self):
+      self.embed = nn.Embed(30, 6) if tokens else None
+      self.dense = nn.Dense(5)
+
+    def __call__(self, x, mask, train=True):
+      return self.encode(x, mask, train)
+
+    def encode(self, x, mask, train=False):
+      x = self.embed(x) if tokens else x
+      m = mask[..., None].astype(jnp.float32)
+      return self.dense(jnp.tanh((x * m).sum(1) / jnp.maximum(m.sum(1), 1.0)))
+
+  return Model()
+
+
+@pytest.mark.parametrize("input_key", ["frames", "tokens"])
+def test_sequence_features_through_encode_with_mask(input_key):
+  import jax
+
+  from sslax import parallel
+  from sslax.evaluate import frozen
+
+  source = FakeSequenceSource(21, input_key)  # 21: a padded last batch on 8 devices
+  model = fake_sequence_model(input_key == "tokens")
+  variables = model.init(jax.random.key(0), source.x[:2], source.mask[:2])
+  # Reference: one unsharded call on the whole split.
+  expected = np.asarray(model.apply(variables, source.x, source.mask, method="encode"))
+  for devices in (1, 8):
+    features, labels = frozen.extract_features(
+        model, variables, source, parallel.make_mesh(devices), image_size=0, mean=None, std=None,
+        batch_size=16)
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(labels, source.labels)
+
+
+def test_raw_sequence_and_text_baselines():
+  from sklearn.feature_extraction.text import TfidfVectorizer
+
+  from sslax.evaluate import frozen
+
+  frames = FakeSequenceSource(30, "frames")
+  x, y, description = frozen.raw_inputs(frames, limit=25)
+  expected = np.stack([frames.x[i][frames.mask[i]].mean(0) for i in range(25)])
+  np.testing.assert_allclose(x, expected, rtol=1e-6)
+  np.testing.assert_array_equal(y, frames.labels[:25])
+  assert description == "mean of the frames over real positions"
+
+  train, test = FakeSequenceSource(40, "tokens", seed=1), FakeSequenceSource(10, "tokens", seed=2)
+  config = ml_collections.ConfigDict(dict(raw_text_max_features=10_000))
+  (train_x, _), (test_x, test_y), description = frozen.raw_features(train, test, None, config)
+  assert description.startswith("TF-IDF of the token ids")
+  # Reference: the ids as words "w<id>" of a text, padding dropped; columns in numeric id order.
+  as_text = lambda s: [" ".join(f"w{i}" for i in ids[m]) for ids, m in zip(s.x, s.mask)]  # noqa: E731
+  ref = TfidfVectorizer(token_pattern=r"\S+", sublinear_tf=True).fit(as_text(train))
+  order = np.argsort([int(w[1:]) for w in ref.get_feature_names_out()])
+  np.testing.assert_allclose(train_x, ref.transform(as_text(train)).toarray()[:, order], rtol=1e-5)
+  np.testing.assert_allclose(test_x, ref.transform(as_text(test)).toarray()[:, order], rtol=1e-5)
+  np.testing.assert_array_equal(test_y, test.labels)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("protocols", ("linear_probe", "linear"), "unknown protocol(s) ['linear']"),
+    ("few_label_fractions", (0.01, 1.5), "in (0, 1]"),
+    ("few_label_per_class", (0,), "positive integers"),
+    ("few_label_draws", 0, "positive integer"),
+])
+def test_eval_config_validation(key, value, message):
+  from sslax import config as config_lib
+  from tests.helpers import tiny_config
+
+  config = tiny_config("")
+  config_lib.validate(config)
+  config.eval[key] = value
+  with pytest.raises(config_lib.ConfigError, match=f"config.eval.{key}: .*{re.escape(message)}"):
+    config_lib.validate(config)
+  config = tiny_config("")
+  config.eval.data.name = "cifar10"
+  config_lib.validate(config)
+  config.eval.data.image_size = 32
+  with pytest.raises(config_lib.ConfigError, match="config.eval.data.image_size: the encoder takes"):
+    config_lib.validate(config)

@@ -379,8 +379,9 @@ def test_build_encoder(cfg, shape, dim):
 
 
 def test_encoder_registry():
-  assert sorted(ENCODERS) == ["convnet", "resnet18", "resnet34", "resnet50", "vit", "vit_base",
-                              "vit_small", "vit_tiny"]
+  assert sorted(ENCODERS) == ["convnet", "cpc_encoder", "gru_stack", "resnet18", "resnet34",
+                              "resnet50", "sequence_transformer", "skipgram_embeddings", "vit",
+                              "vit_base", "vit_small", "vit_tiny"]
 
 
 def test_vit_sizes_are_the_papers():

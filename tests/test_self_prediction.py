@@ -348,7 +348,7 @@ def test_vit_is_the_encoder_of_joint_embedding_methods(name, data_dir):
     config.method.head_hidden = 16
     config.method.head_bottleneck = 8
   mesh = parallel.make_mesh(2)
-  method, source, info, model, state, step_fn = train.build(config, mesh)
+  method, source, info, model, state, step_fn, *_ = train.build(config, mesh)
   batch = next(iter(train.pipeline.host_batches(source, global_batch=16, seed=0, start_step=0)))
   state, metrics = step_fn(state, parallel.shard_host_batch(
       {k: batch[k] for k in ("image", "label", "position")}, mesh))

@@ -171,7 +171,7 @@ def test_train_and_evaluate_writes_eval_json(data_dir, tmp_path):
   with open(os.path.join(workdir, "eval.json")) as f:
     saved = json.load(f)
   assert saved["step"] == 2
-  for row in ("pretrained", "random_init", "raw_pixels"):
+  for row in ("pretrained", "random_init", "raw_features"):
     accuracy = saved[row]["linear_probe"]["accuracy"]
     assert 0.0 <= accuracy <= 1.0
   assert 0.0 <= saved["pretrained"]["knn"]["accuracy"] <= 1.0
@@ -187,14 +187,31 @@ def test_train_and_evaluate_writes_eval_json(data_dir, tmp_path):
                              saved["pretrained"]["linear_probe"]["accuracy"])
 
 
+# Frames per example of the sequence datasets, for tracing their configs without the data.
+SEQUENCE_FEATURES = {"japanese_vowels": 12, "fashion_mnist_rows": 28, "speech_commands": 40}
+
+
+def write_tiny_fortunes(folder) -> str:
+  """Two topic files of '%'-separated texts, the fortunes package's format."""
+  os.makedirs(folder, exist_ok=True)
+  for topic, words in (("science", "atoms energy light matter"), ("songs", "love song night heart")):
+    texts = [" ".join(np.random.default_rng(i).permutation(words.split())) for i in range(6)]
+    with open(os.path.join(folder, topic), "w") as f:
+      f.write("\n%\n".join(texts) + "\n%\n")
+  return str(folder)
+
+
 @pytest.mark.parametrize("name", sorted(
     f[:-3] for f in os.listdir(os.path.join(REPO, "configs")) if f.endswith(".py")))
-def test_every_config_file_validates_and_builds(name):
-  """Each experiment config passes validation and its networks and views trace, without data."""
+def test_every_config_file_validates_and_builds(name, tmp_path):
+  """Each experiment config passes validation and its networks and views trace, without data
+  (a text config reads its vocabulary from a tiny stand-in corpus)."""
   import importlib.util
+  import types
 
   import jax.numpy as jnp
 
+  from sslax.data import sequences, text
   from sslax.methods import get_method
 
   spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "configs", f"{name}.py"))
@@ -202,6 +219,19 @@ def test_every_config_file_validates_and_builds(name):
   spec.loader.exec_module(module)
   config = module.get_config()
   config_lib.validate(config)
+  if config.data.name in sequences.DATASETS + text.DATASETS:
+    tokens = config.data.name in text.DATASETS
+    if tokens:
+      with config.unlocked():
+        config.data.path = write_tiny_fortunes(tmp_path / "fortunes")
+    length = config.data.max_length
+    source = types.SimpleNamespace(
+        input_key="tokens" if tokens else "frames",
+        input_shape=(length,) if tokens else (length, SEQUENCE_FEATURES[config.data.name]))
+    model = get_method(config.method.name).build(config)
+    shapes = jax.eval_shape(lambda: train.init_variables(model, config, source))
+    assert shapes["params"] and not config.views
+    return
   channels = 1 if config.data.name == "fashion_mnist" else 3
   size = config.data.image_size
   model = get_method(config.method.name).build(config)

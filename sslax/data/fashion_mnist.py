@@ -16,15 +16,19 @@ alternative formats from dataset_info.json, so `tfds.data_source` would not see 
 
 from __future__ import annotations
 
+import functools
 import gzip
 import itertools
 import os
+from typing import TYPE_CHECKING
 from unittest import mock
 
 import numpy as np
-import tensorflow_datasets as tfds
-from tensorflow_datasets.core import file_adapters
-from tensorflow_datasets.image_classification.mnist import FashionMNIST
+
+# TFDS is imported where used, not at module level: sslax.data.pipeline imports this module,
+# and the training step and the benchmarks run without TensorFlow (e.g. on accelerator images).
+if TYPE_CHECKING:
+  import tensorflow_datasets as tfds
 
 DEFAULT_SOURCE_DIR = "/usr/share/datasets/fashion-mnist"
 FILE_FORMAT = "parquet"
@@ -60,30 +64,48 @@ def read_idx(path: str) -> np.ndarray:
   return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-class LocalFashionMNIST(FashionMNIST, skip_registration=True):
-  """TFDS's FashionMNIST whose 'downloads' are the local idx files.
+@functools.cache
+def _local_fashion_mnist_class():
+  """LocalFashionMNIST, defined on first use (it subclasses a TFDS builder, so needs TFDS)."""
+  import tensorflow_datasets as tfds
+  from tensorflow_datasets.image_classification.mnist import FashionMNIST
 
-  skip_registration keeps TFDS's own `fashion_mnist` registered, so readers get
-  the stock class; only `prepare_fashion_mnist` uses this one, to write the data.
-  """
+  class LocalFashionMNIST(FashionMNIST, skip_registration=True):
+    """TFDS's FashionMNIST whose 'downloads' are the local idx files.
 
-  name = "fashion_mnist"
+    skip_registration keeps TFDS's own `fashion_mnist` registered, so readers get
+    the stock class; only `prepare_fashion_mnist` uses this one, to write the data.
+    """
 
-  def _split_generators(self, dl_manager):
-    del dl_manager  # nothing to download; the idx files are read (and gunzipped) below
-    gens = []
-    for split, (images, labels) in source_files().items():
-      gens.append(tfds.core.SplitGenerator(name=split, gen_kwargs=dict(data_path=images, label_path=labels)))
-    return gens
+    name = "fashion_mnist"
 
-  def _generate_examples(self, data_path, label_path):
-    # The example count comes from the idx headers (not TFDS's hard-coded 60000 /
-    # 10000), so tests can use tiny files.
-    images, labels = read_idx(data_path), read_idx(label_path)
-    if len(images) != len(labels):
-      raise ValueError(f"{data_path} has {len(images)} images but {label_path} {len(labels)} labels")
-    for index, (image, label) in enumerate(zip(images, labels)):
-      yield index, {"image": image[..., None], "label": int(label)}  # [28, 28, 1], like TFDS
+    def _split_generators(self, dl_manager):
+      del dl_manager  # nothing to download; the idx files are read (and gunzipped) below
+      gens = []
+      for split, (images, labels) in source_files().items():
+        gens.append(
+          tfds.core.SplitGenerator(name=split, gen_kwargs=dict(data_path=images, label_path=labels))
+        )
+      return gens
+
+    def _generate_examples(self, data_path, label_path):
+      # The example count comes from the idx headers (not TFDS's hard-coded 60000 /
+      # 10000), so tests can use tiny files.
+      images, labels = read_idx(data_path), read_idx(label_path)
+      if len(images) != len(labels):
+        raise ValueError(f"{data_path} has {len(images)} images but {label_path} {len(labels)} labels")
+      for index, (image, label) in enumerate(zip(images, labels)):
+        yield index, {"image": image[..., None], "label": int(label)}  # [28, 28, 1], like TFDS
+
+  LocalFashionMNIST.__qualname__ = "LocalFashionMNIST"  # as if at module level (module __getattr__)
+  return LocalFashionMNIST
+
+
+def __getattr__(name: str):
+  """`fashion_mnist.LocalFashionMNIST` still works, importing TFDS then."""
+  if name == "LocalFashionMNIST":
+    return _local_fashion_mnist_class()
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def missing_source_message() -> str | None:
@@ -105,7 +127,10 @@ def prepare_fashion_mnist(data_dir: str | None = None) -> tfds.core.DatasetBuild
   Idempotent: when the prepared version exists TFDS just reuses it (milliseconds).
   Raises FileNotFoundError (with the fix) when it must build and the idx files are missing.
   """
-  builder = LocalFashionMNIST(data_dir=data_dir)
+  import tensorflow_datasets as tfds
+  from tensorflow_datasets.core import file_adapters
+
+  builder = _local_fashion_mnist_class()(data_dir=data_dir)
   if not builder.data_path.exists():
     if (msg := missing_source_message()) is not None:
       raise FileNotFoundError(msg)

@@ -18,8 +18,6 @@ import threading
 from collections.abc import Iterator
 
 import numpy as np
-import tensorflow as tf
-import tensorflow_datasets as tfds
 from PIL import Image
 
 from sslax.data import fashion_mnist
@@ -153,6 +151,10 @@ def _missing_message(name: str, builder, data_dir: str | None) -> str:
 
 def _prepared_builder(name: str, data_dir: str | None, download: bool):
   """The TFDS builder of an already prepared dataset, preparing it first where allowed."""
+  # TF and TFDS are imported where used, not at module level: the training step and the
+  # benchmarks import this module but run without TensorFlow (e.g. on accelerator images).
+  import tensorflow_datasets as tfds
+
   if name == "fashion_mnist":
     try:  # local idx files, no network: always allowed, a no-op once built
       fashion_mnist.prepare_fashion_mnist(data_dir)
@@ -188,6 +190,8 @@ def open_source(
   when it was prepared without random access, e.g. TFRecord). Raises DatasetNotFoundError
   when the data is not prepared and cannot be.
   """
+  import tensorflow_datasets as tfds  # lazy: see _prepared_builder
+
   builder = _prepared_builder(name, data_dir, download)
   info = builder.info
   native = tuple(info.features["image"].shape)  # (H, W, C), H and W None if they vary
@@ -212,6 +216,9 @@ def open_source(
 
 def _load_in_memory(builder, split: str, image_size: int, num_classes: int) -> InMemorySource:
   """Decodes the whole split with tf.data (parallel, in C++) into numpy arrays."""
+  import tensorflow as tf  # lazy: see _prepared_builder
+  import tensorflow_datasets as tfds
+
   info = builder.info
   if info.file_format in tfds.core.FileFormat.with_random_access():
     # TFDS feeds Parquet to tf.data one Python example at a time; fetching the raw records

@@ -126,6 +126,12 @@ def finetune_run(config: ml_collections.ConfigDict, state: train.TrainState | No
   """Fine-tunes the encoder of `state` (the pretraining run's) in WORKDIR/finetune; writes
   WORKDIR/finetune.json and returns what it holds. state None: from the random init, in
   WORKDIR/finetune_random_init(.json)."""
+  from sslax.data import sequences, text
+  if config.data.name in sequences.DATASETS + text.DATASETS:
+    raise config_lib.ConfigError(
+        f"--mode=finetune trains image encoders; {config.data.name} holds sequences or text, "
+        "whose encoders are evaluated frozen (linear probe, kNN, few-label): use "
+        "--mode=evaluate")
   ft = finetune_config(config)
   devices = train.make_mesh(config).devices.size
   if ft.batch_size % devices:

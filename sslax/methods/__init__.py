@@ -10,6 +10,8 @@ from sslax.methods import (barlow_twins, byol, dino, jigsaw, moco_v2, moco_v3, r
                            rotation, simclr, simsiam, supervised, swav, vicreg)
 from sslax.methods import data2vec, mae  # self-prediction (issue 4)
 from sslax.methods import colorization, denoising_ae, inpainting  # reconstruction (issue 4)
+from sslax.methods import apc, cpc, masked_frames  # sequences of frames
+from sslax.methods import masked_token, next_token, skipgram  # text
 
 METHODS: dict[str, Method] = {
     "simclr": simclr.METHOD,
@@ -29,6 +31,12 @@ METHODS: dict[str, Method] = {
     "denoising_ae": denoising_ae.METHOD,      # reconstruction (issue 4)
     "inpainting": inpainting.METHOD,
     "colorization": colorization.METHOD,
+    "apc": apc.METHOD,                        # sequences of frames
+    "cpc": cpc.METHOD,
+    "masked_frames": masked_frames.METHOD,
+    "skipgram": skipgram.METHOD,              # text
+    "masked_token": masked_token.METHOD,
+    "next_token": next_token.METHOD,
     "supervised": supervised.METHOD,  # the same backbone trained with labels, for comparison
 }
 

@@ -7,7 +7,9 @@ state starts (`init_state`) and moves after each optimizer step (`update_state`)
 
 `build(config)` returns a Flax module whose `__call__(x, train)` initializes every
 parameter and whose `encode(x, train=False)` returns the representation that is
-evaluated (the backbone's features, before any head).
+evaluated (the backbone's features, before any head). On sequence and text data both take
+the padding mask too: `__call__(x, mask, train)`, `encode(x, mask, train=False)`, with
+x frames [B, T, F] or tokens [B, T] and mask [B, T] (True = real).
 
 `loss(model, variables, inputs, cfg, axis_name)` returns `(loss, LossAux)`, where
 `inputs` is a `StepInputs`, `cfg` is `config.method` and every statistic over the
@@ -48,7 +50,9 @@ from sslax.models.heads import MLP
 @flax.struct.dataclass
 class StepInputs:
   """What the trainer hands a method's loss on each device at each step."""
-  views: list[jax.Array]  # normalized float views, [local_batch, h, w, c] each, config.views order
+  views: list[jax.Array]  # normalized float views, [local_batch, h, w, c] each, config.views order;
+                          # for sequences and text one view: frames [local_batch, T, F] float or
+                          # tokens [local_batch, T] int (0 = padding), as the source gives them
   labels: jax.Array       # int32 [local_batch]; only the supervised baseline reads them
   step: jax.Array         # int32 scalar: the index of the optimizer step being taken
   state: Any              # the method's state (see module docstring); {} for stateless methods
@@ -59,6 +63,8 @@ class StepInputs:
   # need pixels in [0, 1] (colorization's Lab targets) undo it.
   pixel_mean: tuple = flax.struct.field(pytree_node=False, default=(0.5,))
   pixel_std: tuple = flax.struct.field(pytree_node=False, default=(0.25,))
+  mask: Any = None        # sequences and text: bool [local_batch, T], True = a real frame or
+                          # token, False = padding; None for images
 
 
 class LossAux(NamedTuple):
@@ -99,6 +105,9 @@ class Method:
   # {"input", "corrupted", "reconstruction"}, each [B,H,W,C] in the views' normalization,
   # for the reconstruction pictures (python -m sslax.reconstruct). None: not a reconstruction.
   reconstruct: Callable[..., dict] | None = None
+  # Token methods: (params) -> [vocab_size, D], the learned vector of each token id, the
+  # word embeddings `python -m sslax.neighbors` searches. None: the method has no token table.
+  token_embeddings: Callable[[Any], jax.Array] | None = None
 
 
 class EncoderWithHead(nn.Module):

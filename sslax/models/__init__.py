@@ -21,11 +21,13 @@ import ml_collections
 from sslax.models.convnet import ConvNet
 from sslax.models.heads import MLP
 from sslax.models.resnet import ResNet, resnet18, resnet34, resnet50
+from sslax.models.sequence import CPCEncoder, GRUStack, SequenceTransformer, SkipGramEmbeddings
 from sslax.models.vit import ViT, vit_base, vit_small, vit_tiny
 
 __all__ = [
     "ENCODERS", "ConvNet", "MLP", "ResNet", "build_encoder", "encoder_config", "feature_dim",
     "resnet18", "resnet34", "resnet50", "ViT", "vit_tiny", "vit_small", "vit_base",
+    "CPCEncoder", "GRUStack", "SequenceTransformer", "SkipGramEmbeddings",
 ]
 
 # name -> constructor taking keyword arguments (a Module class or a partial of one).
@@ -38,6 +40,11 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {
     "vit_tiny": vit_tiny,
     "vit_small": vit_small,
     "vit_base": vit_base,
+    # Sequences and text (sslax/models/sequence.py): x [B, T, F] or [B, T] with a mask [B, T].
+    "gru_stack": GRUStack,
+    "sequence_transformer": SequenceTransformer,
+    "cpc_encoder": CPCEncoder,
+    "skipgram_embeddings": SkipGramEmbeddings,
 }
 
 # Set by build_encoder's argument, not by the config: it is a property of how the

@@ -1,0 +1,175 @@
+"""Masked acoustic modelling, Mockingjay / TERA-style (Liu, Yang, Chi, Hsu, Lee 2020;
+Liu, Li, Lee 2021): a bidirectional Transformer reconstructs frames it was not shown.
+
+Per sequence, n = max(1, round(mask_ratio * L / span)) non-overlapping spans of `span`
+consecutive real frames are chosen (L = the sequence's real frames; padding is never
+chosen). Each chosen span, as BERT's tokens, is
+
+  with probability mask_prob (0.8)   zeroed,
+  with probability random_prob (0.1) replaced by another span of the same sequence
+                                     (Mockingjay's random intervals),
+  otherwise                          left as is,
+
+and the loss is the L1 error of the reconstruction on every chosen frame, over the global
+batch (`losses.masked_frame_loss`). The network is a bidirectional `SequenceTransformer`
+(frames -> Dense -> blocks) and a prediction head Dense-GELU-LayerNorm-Dense back to the
+frame's features (Mockingjay's two-layer prediction head). `encode`: the masked mean of
+the Transformer's final hidden states on the unmasked input.
+
+Departures: Mockingjay draws the span starts independently (spans may overlap, so fewer
+than 15% of frames may be chosen) and takes one zero / replace / keep decision per
+utterance; here spans never overlap, so exactly n * span frames are chosen, and the
+decision is per span, BERT's per-token rule applied to spans (the same expected
+proportions, less variance). Every random choice comes from the example's own key.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from sslax import config as config_lib
+from sslax import losses, parallel
+from sslax.methods.base import LossAux, Method, StepInputs
+from sslax.models import build_encoder
+from sslax.models.layers import gelu
+from sslax.models.sequence import require_modality, require_model
+
+
+def defaults() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      name="masked_frames",
+      mask_ratio=0.15,   # Mockingjay / TERA: 15% of the frames
+      span=3,            # consecutive frames per masked span (Mockingjay: 7 at 10 ms)
+      mask_prob=0.8,     # of the chosen spans: zeroed
+      random_prob=0.1,   # replaced by another span of the same sequence; the rest kept
+  ))
+
+
+def num_spans(length: jax.Array, mask_ratio: float, span: int) -> jax.Array:
+  """Spans of `span` frames covering about mask_ratio of `length` real frames: at least one
+  when one fits, never more than fit side by side."""
+  n = jnp.floor(mask_ratio * length / span + 0.5).astype(jnp.int32)  # round half up
+  return jnp.clip(n, jnp.minimum(1, length // span), length // span)
+
+
+def max_chosen(length: int, mask_ratio: float, span: int) -> int:
+  """The most positions `choose_spans` chooses in a sequence of `length` real ones (a static
+  bound: the count grows with the length)."""
+  # num_spans rounds in float32; take the larger of float32 and float64 so a tie rounded
+  # differently can only leave room to spare.
+  n = max(int(np.floor(np.float32(mask_ratio) * np.float32(length) / np.float32(span) + np.float32(0.5))),
+          int(np.floor(mask_ratio * length / span + 0.5)))
+  return min(max(n, min(1, length // span)), length // span) * span
+
+
+def _choose_one(key: jax.Array, real: jax.Array, mask_ratio: float, span: int):
+  """real [T] bool (a prefix) -> chosen [T] bool, owner [T] int32 (the first position of the
+  span that chose each position; 0 where none did)."""
+  length = real.shape[0]
+  n = num_spans(jnp.sum(real, dtype=jnp.int32), mask_ratio, span)
+  # n non-overlapping spans among L positions, every arrangement equally likely: choose n of
+  # the L - n (span - 1) slots, then the i-th chosen slot (in order) starts at slot + i (span - 1).
+  slots = jnp.sum(real, dtype=jnp.int32) - n * (span - 1)
+  position = jnp.arange(length)
+  noise = jnp.where(position < slots, jax.random.uniform(key, (length,)), jnp.inf)
+  rank = jnp.argsort(jnp.argsort(noise))
+  selected = rank < n                                         # [T] slots
+  start = position + (jnp.cumsum(selected) - 1) * (span - 1)  # [T] where selected
+  member = (selected[:, None] & (start[:, None] <= position[None])
+            & (position[None] < start[:, None] + span))      # [slot, position]
+  chosen = jnp.any(member, axis=0)
+  owner = jnp.sum(jnp.where(member, start[:, None], 0), axis=0).astype(jnp.int32)
+  return chosen, owner
+
+
+def choose_spans(keys: jax.Array, mask: jax.Array, mask_ratio: float, span: int):
+  """keys [B], mask [B, T] bool -> (chosen [B, T] bool, owner [B, T] int32: the start of the
+  span each chosen position belongs to). Only real positions are chosen; example b's
+  choice depends on keys[b] and mask[b] alone."""
+  if span < 1:
+    raise config_lib.ConfigError(f"config.method.span must be >= 1, got {span}")
+  return jax.vmap(lambda k, m: _choose_one(k, m, mask_ratio, span))(keys, mask.astype(bool))
+
+
+def decide(keys: jax.Array, owner: jax.Array, mask_prob: float, random_prob: float):
+  """The zero/replace/keep draw of each chosen span, shared by its positions: keys [B]
+  (already the decision stream), owner [B, T] -> (masked, replaced) [B, T] bool, before
+  intersecting with `chosen`."""
+  u = jax.vmap(lambda k: jax.random.uniform(k, owner.shape[1:]))(keys)
+  u = jnp.take_along_axis(u, owner, axis=1)
+  return u < mask_prob, (u >= mask_prob) & (u < mask_prob + random_prob)
+
+
+def corrupt_frames(keys: jax.Array, frames: jax.Array, mask: jax.Array, cfg: ml_collections.ConfigDict):
+  """keys [B], frames [B, T, F], mask [B, T] -> (corrupted frames [B, T, F], chosen [B, T]).
+
+  Replaced spans copy span frames starting at a uniform real start of the same sequence."""
+  split = jax.vmap(lambda k: jax.random.split(k, 3))(keys)  # [B, 3]
+  chosen, owner = choose_spans(split[:, 0], mask, cfg.mask_ratio, cfg.span)
+  zeroed, replaced = decide(split[:, 1], owner, cfg.mask_prob, cfg.random_prob)
+  length = frames.shape[1]
+  real = jnp.sum(mask, axis=1, dtype=jnp.int32)  # [B]
+  starts = jax.vmap(lambda k, n: jax.random.randint(k, (length,), 0, jnp.maximum(n - cfg.span + 1, 1))
+                    )(split[:, 2], real)  # [B, T]: one random source start per span start
+  source = jnp.take_along_axis(starts, owner, axis=1) + jnp.arange(length)[None] - owner
+  source = jnp.clip(source, 0, jnp.maximum(real[:, None] - 1, 0))
+  copied = jnp.take_along_axis(frames, source[:, :, None], axis=1)
+  out = jnp.where((chosen & replaced)[:, :, None], copied, frames)
+  out = jnp.where((chosen & zeroed)[:, :, None], 0.0, out)
+  return out.astype(frames.dtype), chosen
+
+
+class MaskedFrameModel(nn.Module):
+  """A bidirectional SequenceTransformer and a reconstruction head:
+  frames [B, T, F] -> reconstruction [B, T, F]."""
+  encoder: nn.Module
+
+  @nn.compact
+  def __call__(self, x: jax.Array, mask: jax.Array | None = None, train: bool = False) -> jax.Array:
+    h = self.encoder(x, mask, train=train)
+    width = h.shape[-1]
+    h = nn.LayerNorm(epsilon=1e-6, name="head_norm")(gelu(nn.Dense(width, name="head_dense")(h)))
+    return nn.Dense(x.shape[-1], name="head_out")(h)
+
+  def encode(self, x: jax.Array, mask: jax.Array | None = None, train: bool = False) -> jax.Array:
+    """-> the masked mean of the encoder's final hidden states [B, D]."""
+    return self.encoder.encode(x, mask, train=train)
+
+
+def validate_probabilities(cfg: ml_collections.ConfigDict) -> None:
+  if not 0 < cfg.mask_ratio < 1:
+    raise config_lib.ConfigError(f"config.method.mask_ratio must be in (0, 1), got {cfg.mask_ratio}")
+  if cfg.mask_prob < 0 or cfg.random_prob < 0 or cfg.mask_prob + cfg.random_prob > 1:
+    raise config_lib.ConfigError(
+        f"config.method.mask_prob={cfg.mask_prob} and random_prob={cfg.random_prob} must be "
+        ">= 0 with a sum <= 1 (the rest of the chosen positions is kept)")
+
+
+def build(config: ml_collections.ConfigDict) -> MaskedFrameModel:
+  require_modality(config, "masked_frames", "frames")
+  require_model(config, "masked_frames",
+                {"sequence_transformer": "with causal=False: it sees both sides of a span"})
+  if config.model.causal or config.model.vocab_size:
+    raise config_lib.ConfigError(
+        "config.model: masked_frames reconstructs frames from both sides; set causal=False "
+        f"and vocab_size=0 (got causal={config.model.causal}, vocab_size={config.model.vocab_size})")
+  validate_probabilities(config.method)
+  return MaskedFrameModel(encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS))
+
+
+def loss(model: MaskedFrameModel, variables: dict, inputs: StepInputs,
+         cfg: ml_collections.ConfigDict, axis_name: str | None):
+  frames, mask = inputs.views[0], inputs.mask
+  corrupted, chosen = corrupt_frames(inputs.keys, frames, mask, cfg)
+  recon = model.apply(variables, corrupted, mask, train=True)
+  value = losses.masked_frame_loss(recon, frames, chosen, mask, axis_name)
+  chosen_fraction = (parallel.psum(jnp.sum(chosen, dtype=jnp.float32), axis_name)
+                     / parallel.psum(jnp.sum(mask, dtype=jnp.float32), axis_name))
+  return value, LossAux(variables.get("batch_stats", {}), {"chosen_fraction": chosen_fraction})
+
+
+METHOD = Method(name="masked_frames", defaults=defaults, build=build, loss=loss, num_views=1)

@@ -1,0 +1,162 @@
+"""Few-label subsets and their probe.
+
+* Balance: per-class counts against the formula written out here (round(f * n_c), at
+  least 1; min(k, n_c)), on deliberately unbalanced labels.
+* Determinism: the same subset on every call, another one for another seed.
+* Saved lists: written, read back, preferred over a fresh draw, and refused (with a
+  message saying what to do) when applied to other labels.
+* The committed Fashion-MNIST lists: 60 / 600 per class of the real labels (skipped
+  when the prepared dataset is absent).
+* The probe on a subset against scikit-learn's LogisticRegression on the same examples.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from sslax.evaluate import few_label
+from sslax.evaluate.few_label import SubsetMismatchError, SubsetSpec
+
+
+def unbalanced_labels(seed=0):
+  counts = [500, 120, 37, 6, 1]
+  return np.random.default_rng(seed).permutation(np.repeat(np.arange(5), counts)), counts
+
+
+@pytest.mark.parametrize("spec, expected", [
+    (SubsetSpec(fraction=0.01), lambda n: max(1, int(np.floor(0.01 * n + 0.5)))),
+    (SubsetSpec(fraction=0.1), lambda n: max(1, int(np.floor(0.1 * n + 0.5)))),
+    (SubsetSpec(per_class=1), lambda n: min(1, n)),
+    (SubsetSpec(per_class=3), lambda n: min(3, n)),
+])
+def test_subset_is_class_balanced(spec, expected):
+  labels, counts = unbalanced_labels()
+  indices = few_label.balanced_subset(labels, spec, seed=0)
+  assert np.all(np.diff(indices) > 0)  # sorted, no duplicates
+  np.testing.assert_array_equal(np.bincount(labels[indices], minlength=5), [expected(n) for n in counts])
+
+
+def test_subset_is_seeded():
+  labels, _ = unbalanced_labels()
+  spec = SubsetSpec(fraction=0.1)
+  first = few_label.balanced_subset(labels, spec, seed=7)
+  np.testing.assert_array_equal(few_label.balanced_subset(labels.copy(), spec, seed=7), first)
+  assert not np.array_equal(few_label.balanced_subset(labels, spec, seed=8), first)
+
+
+def test_spec_names():
+  assert [s.name for s in (SubsetSpec(fraction=0.01), SubsetSpec(fraction=0.1),
+                           SubsetSpec(per_class=3))] == ["1%", "10%", "3 per class"]
+  assert SubsetSpec(fraction=0.005).slug == "0.5pct"
+  for name in ("1%", "10%", "1 per class", "3 per class"):
+    assert SubsetSpec.parse(name).name == name
+  with pytest.raises(ValueError):
+    SubsetSpec(fraction=0.1, per_class=3)
+
+
+def test_saved_list_round_trip_and_checks(tmp_path):
+  labels, _ = unbalanced_labels()
+  spec = SubsetSpec(fraction=0.1)
+  # Plant the seed-5 draw under the seed-0 name: get_subset must return the file's indices.
+  planted = few_label.balanced_subset(labels, spec, seed=5)
+  path = few_label.subset_path("toy", "train", spec, 0, str(tmp_path))
+  few_label.save_subset(path, planted, labels, dataset="toy", split="train", spec=spec, seed=0)
+  indices, header = few_label.load_subset(path)
+  np.testing.assert_array_equal(indices, planted)
+  assert header["dataset"] == "toy" and header["split"] == "train" and header["spec"] == "10%"
+  assert header["seed"] == "0" and int(header["N"]) == planted.size
+  with open(path) as f:
+    lines = f.read().splitlines()
+  assert all(line.startswith("#") for line in lines[:8])
+  assert [int(line) for line in lines[8:]] == planted.tolist()  # one index per line
+
+  got, where = few_label.get_subset(labels, spec, 0, dataset="toy", split="train",
+                                    directory=str(tmp_path))
+  np.testing.assert_array_equal(got, planted)
+  assert where.startswith("saved list")
+  drawn, where = few_label.get_subset(labels, spec, 0, dataset="toy", split="train",
+                                      saved=False, directory=str(tmp_path))
+  assert where.startswith("drawn") and not np.array_equal(drawn, planted)
+
+  # The same labels in another order: the indices would pick other examples.
+  with pytest.raises(SubsetMismatchError, match="checksum"):
+    few_label.get_subset(labels[::-1], spec, 0, dataset="toy", split="train", directory=str(tmp_path))
+  with pytest.raises(SubsetMismatchError, match="few_label_saved_subsets=False"):
+    few_label.get_subset(np.roll(labels, 1), spec, 0, dataset="toy", split="train", directory=str(tmp_path))
+  # Labels of another size are another split: drawn from them, and said so.
+  got, where = few_label.get_subset(labels[:100], spec, 0, dataset="toy", split="train",
+                                    directory=str(tmp_path))
+  np.testing.assert_array_equal(got, few_label.balanced_subset(labels[:100], spec, 0))
+  assert "indexes a split of 664 examples, not these 100" in where
+  # A list whose balance is not its spec's.
+  few_label.save_subset(path, planted[:-3], labels, dataset="toy", split="train", spec=spec, seed=0)
+  with pytest.raises(SubsetMismatchError, match="per class"):
+    few_label.get_subset(labels, spec, 0, dataset="toy", split="train", directory=str(tmp_path))
+
+
+def test_committed_fashion_mnist_lists():
+  expected = {"1%": 60, "10%": 600}
+  for name, per_class in expected.items():
+    path = few_label.subset_path("fashion_mnist", "train", SubsetSpec.parse(name), 0)
+    indices, header = few_label.load_subset(path)
+    assert header["split_size"] == "60000" and indices.size == 10 * per_class
+    assert np.all(np.diff(indices) > 0) and 0 <= indices.min() and indices.max() < 60000
+  from sslax.data import pipeline
+
+  try:
+    source = pipeline.open_source("fashion_mnist", "train", image_size=28)
+  except pipeline.DatasetNotFoundError:
+    pytest.skip("Fashion-MNIST is not prepared here")
+  for name, per_class in expected.items():
+    spec = SubsetSpec.parse(name)
+    indices, where = few_label.get_subset(source.labels, spec, 0, dataset="fashion_mnist", split="train")
+    assert where == f"saved list sslax/evaluate/subsets/fashion_mnist_train_{spec.slug}_seed0.txt"
+    np.testing.assert_array_equal(np.bincount(source.labels[indices]), [per_class] * 10)
+    # Computed from these labels: the same as a fresh draw.
+    np.testing.assert_array_equal(indices, few_label.balanced_subset(source.labels, spec, 0))
+
+
+def clustered(n, dim, num_classes, seed):
+  rng = np.random.default_rng(seed)
+  centres = rng.normal(size=(num_classes, dim))
+  y = np.arange(n) % num_classes
+  return (centres[y] + 1.5 * rng.normal(size=(n, dim))).astype(np.float32), y
+
+
+def sklearn_accuracy(train_x, train_y, test_x, test_y, weight_decay, stats_from=None):
+  """scikit-learn's fit at C = 1 / (weight_decay n) on features standardized with the
+  statistics of `stats_from` (default: the fitted examples)."""
+  stats_from = train_x if stats_from is None else stats_from
+  mean, std = stats_from.mean(0), stats_from.std(0)
+  std = np.where(std > 1e-6, std, 1.0)
+  c = 1.0 / (weight_decay * len(train_y)) if weight_decay else np.inf
+  model = LogisticRegression(C=c, tol=1e-8, max_iter=5000).fit((train_x - mean) / std, train_y)
+  return model.score((test_x - mean) / std, test_y)
+
+
+@pytest.mark.parametrize("spec", [SubsetSpec(per_class=1), SubsetSpec(fraction=0.2)])
+def test_few_label_probe_matches_sklearn(spec, tmp_path):
+  x, y = clustered(600, 12, 4, seed=1)
+  train_x, train_y, test_x, test_y = x[:400], y[:400], x[400:], y[400:]
+  result = few_label.few_label_probe(
+      train_x, train_y, test_x, test_y, 4, spec=spec, draws=3, seed=10, dataset="toy",
+      split="train", weight_decays=(1e-3, 1e-1), directory=str(tmp_path))
+  assert result["draws"] == 3 and result["seeds"] == [10, 11, 12]
+  assert result["accuracy"] == pytest.approx(np.mean(result["accuracies"]))
+  assert result["std"] == pytest.approx(np.std(result["accuracies"]))
+  for seed, accuracy, wd in zip(result["seeds"], result["accuracies"], result["weight_decays"]):
+    idx = few_label.balanced_subset(train_y, spec, seed)
+    assert len(idx) == (4 if spec.per_class else 80)
+    if spec.per_class:  # k per class: scikit-learn's default C = 1, whole-split statistics
+      assert wd == pytest.approx(1.0 / len(idx))
+      reference = sklearn_accuracy(train_x[idx], train_y[idx], test_x, test_y, wd, stats_from=train_x)
+    else:
+      reference = sklearn_accuracy(train_x[idx], train_y[idx], test_x, test_y, wd)
+    assert abs(accuracy - reference) <= 0.015
+  assert 0.3 < result["accuracy"] < 1.0  # better than the 25% chance, not trivially perfect
+  assert ("fixed L2" in result["protocol"]) == (spec.per_class is not None)
+  assert all(where.startswith("drawn") for where in result["subsets"])
