@@ -18,14 +18,19 @@ import sys
 
 import ml_collections
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-flags.DEFINE_string("workdir", None, "A text pretraining run's directory (config.json, checkpoints/).")
-flags.DEFINE_multi_string("word", [], "A word to find the neighbours of (repeatable).")
-flags.DEFINE_integer("k", 10, "How many neighbours to print.")
-flags.DEFINE_integer("map", 0, "If > 0: a 2-D map of the N most frequent words, WORKDIR/word_map.png.")
-flags.mark_flags_as_required(["workdir"])
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """Only when run as a program: importing this module must not define flags that clash
+  with sslax.main's."""
+  flags.DEFINE_string("workdir", None, "A text pretraining run's directory (config.json, checkpoints/).")
+  flags.DEFINE_multi_string("word", [], "A word to find the neighbours of (repeatable).")
+  flags.DEFINE_integer("k", 10, "How many neighbours to print.")
+  flags.DEFINE_integer("map", 0, "If > 0: a 2-D map of the N most frequent words, WORKDIR/word_map.png.")
+  flags.mark_flags_as_required(["workdir"])
 
 
 def nearest(table: np.ndarray, query: int, k: int, exclude: set[int]) -> list[tuple[int, float]]:
@@ -117,4 +122,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  from absl import app
+
+  define_flags()
   app.run(main)
