@@ -110,7 +110,11 @@ def test_committed_fashion_mnist_lists():
   try:
     source = pipeline.open_source("fashion_mnist", "train", image_size=28)
   except pipeline.DatasetNotFoundError:
-    pytest.skip("Fashion-MNIST is not prepared here")
+    # The lists' own header, size and range checks above ran; matching them against the real
+    # labels needs the prepared TFDS dataset, which `scripts/setup.sh` builds only when run
+    # without SSLAX_SKIP_DATA=1 (the test command and CI skip the data on purpose).
+    pytest.skip("Fashion-MNIST's TFDS dataset is not prepared here (scripts/test.sh sets "
+                "SSLAX_SKIP_DATA=1); the committed lists were checked against the files only")
   for name, per_class in expected.items():
     spec = SubsetSpec.parse(name)
     indices, where = few_label.get_subset(source.labels, spec, 0, dataset="fashion_mnist", split="train")
