@@ -10,14 +10,14 @@ batch 64, no dropout. Few-label results by count (1 and 3 utterances of each of 
 speakers, 10 draws each): with 30 utterances a speaker, 1% and 10% are 1 and 3 per class.
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data import sequences
 from sslax.methods.apc import defaults as apc_defaults
 from sslax.models import encoder_config
 
 
 def get_config():
-  return config_lib.sequence_cpu(
+  return presets.sequence_cpu(
       sequences.data_config("japanese_vowels"),
       encoder_config("gru_stack", hidden_dim=128, num_layers=3), apc_defaults(),
       batch_size=64, total_steps=1000, base_lr=1e-3, warmup_steps=50, weight_decay=0.0)

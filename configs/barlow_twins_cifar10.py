@@ -16,13 +16,13 @@ update, and the step of biases and BatchNorm parameters, by that factor), and it
 clips the adaptive rate at the global one (`clip_lr: True`), which optax.lars does not.
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import default_view_config
 from sslax.methods.barlow_twins import defaults as barlow_twins_defaults
 
 
 def get_config():
-  config, steps_per_epoch = config_lib.cifar10_resnet18(
+  config, steps_per_epoch = presets.cifar10_resnet18(
       barlow_twins_defaults(), batch_size=256, epochs=1000)
   config.method.lambd = 0.0051
   config.method.projector_hidden = (2048, 2048)

@@ -15,7 +15,7 @@ Departures from the paper (Zbontar et al. 2021), for a 2-core CPU and 28x28 gray
 Not swept on this dataset.
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.methods.barlow_twins import defaults as barlow_twins_defaults
 
 
@@ -23,7 +23,7 @@ def get_config():
   method = barlow_twins_defaults()
   method.projector_hidden = (1024, 1024)
   method.projector_dim = 1024
-  config = config_lib.fashion_mnist_cpu(method)
+  config = presets.fashion_mnist_cpu(method)
 
   config.optimizer.name = "lars"
   config.optimizer.base_lr = 0.2       # x batch/256 (lr_scaling "linear")

@@ -16,13 +16,13 @@ parameters their own, 0.0048 x batch/256); the cosine decays to 0 instead of to
 1/1000 of the peak.
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import byol_view_configs
 from sslax.methods.barlow_twins import defaults as barlow_twins_defaults
 
 
 def get_config():
-  config, steps_per_epoch = config_lib.imagenet_resnet50(
+  config, steps_per_epoch = presets.imagenet_resnet50(
       barlow_twins_defaults(), batch_size=2048, epochs=1000)
   config.method.lambd = 0.0051
   config.method.projector_hidden = (8192, 8192)

@@ -13,13 +13,13 @@ Departure: solo-learn's LARS clips the adaptive rate at the global one (`clip_lr
 which optax.lars does not.
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import default_view_config
 from sslax.methods.byol import defaults as byol_defaults
 
 
 def get_config():
-  config, steps_per_epoch = config_lib.cifar10_resnet18(
+  config, steps_per_epoch = presets.cifar10_resnet18(
       byol_defaults(), batch_size=256, epochs=1000)
   config.method.projector_hidden = (4096,)
   config.method.projector_dim = 256

@@ -14,7 +14,7 @@ Departures from the paper (Grill et al. 2020), for a 2-core CPU and 28x28 graysc
 Not swept on this dataset.
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.methods.byol import defaults as byol_defaults
 
 
@@ -24,7 +24,7 @@ def get_config():
   method.projector_dim = 256
   method.predictor_hidden = (1024,)
   method.base_momentum = 0.99
-  config = config_lib.fashion_mnist_cpu(method)
+  config = presets.fashion_mnist_cpu(method)
 
   config.optimizer.name = "lars"
   config.optimizer.base_lr = 0.2       # x batch/256 (lr_scaling "linear")

@@ -12,13 +12,13 @@ Dense(4096)-BN-ReLU-Dense(256), the asymmetric BYOL views (table 6: blur p 1.0 /
 solarization p 0 / 0.2, colour jitter (0.4, 0.4, 0.2, 0.1) p 0.8, grayscale p 0.2).
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import byol_view_configs
 from sslax.methods.byol import defaults as byol_defaults
 
 
 def get_config():
-  config, steps_per_epoch = config_lib.imagenet_resnet50(
+  config, steps_per_epoch = presets.imagenet_resnet50(
       byol_defaults(), batch_size=4096, epochs=1000)
   config.method.projector_hidden = (4096,)
   config.method.projector_dim = 256

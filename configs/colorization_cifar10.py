@@ -18,13 +18,13 @@ Choices and departures (not tuned on CIFAR-10):
   upsampling to 32x32x2 (sslax/models/decoder.py).
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import crop_flip_view_config
 from sslax.methods.colorization import defaults as colorization_defaults
 
 
 def get_config():
-  config, steps_per_epoch = config_lib.cifar10_resnet18(
+  config, steps_per_epoch = presets.cifar10_resnet18(
       colorization_defaults(), batch_size=256, epochs=200)
   config.views.view1 = crop_flip_view_config((0.2, 1.0))
 

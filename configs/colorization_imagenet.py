@@ -19,13 +19,13 @@ Choices and departures (not run at this scale):
   target is the view's own colour).
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import crop_flip_view_config
 from sslax.methods.colorization import defaults as colorization_defaults
 
 
 def get_config():
-  config, steps_per_epoch = config_lib.imagenet_resnet50(
+  config, steps_per_epoch = presets.imagenet_resnet50(
       colorization_defaults(), batch_size=256, epochs=15, checkpoint_every_epochs=1)
   config.views.view1 = crop_flip_view_config((0.2, 1.0))
 

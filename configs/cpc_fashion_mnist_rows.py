@@ -13,14 +13,14 @@ patches; here a row of pixels is a frame. Departures, for a 2-core CPU: a per-ro
 steps (6 epochs).
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data import sequences
 from sslax.methods.cpc import defaults as cpc_defaults
 from sslax.models import encoder_config
 
 
 def get_config():
-  config = config_lib.sequence_cpu(
+  config = presets.sequence_cpu(
       sequences.data_config("fashion_mnist_rows"),
       encoder_config("cpc_encoder", frame_hidden=(128,), dim=64, context_dim=128), cpc_defaults(),
       batch_size=256, total_steps=1500, base_lr=1e-3, warmup_steps=50, weight_decay=0.0)

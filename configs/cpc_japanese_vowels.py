@@ -12,14 +12,14 @@ convolutions; a 128-wide GRU (the paper: 256); K = 4 steps ahead (the paper: 12 
 steps a second; a 7-frame utterance has no 12th step); batch 64.
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data import sequences
 from sslax.methods.cpc import defaults as cpc_defaults
 from sslax.models import encoder_config
 
 
 def get_config():
-  config = config_lib.sequence_cpu(
+  config = presets.sequence_cpu(
       sequences.data_config("japanese_vowels"),
       encoder_config("cpc_encoder", frame_hidden=(128,), dim=64, context_dim=128), cpc_defaults(),
       batch_size=64, total_steps=1000, base_lr=1e-3, warmup_steps=50, weight_decay=0.0)

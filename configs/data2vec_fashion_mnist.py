@@ -1,4 +1,4 @@
-"""data2vec on Fashion-MNIST with MAE's small ViT (`config_lib.fashion_mnist_vit`), same data,
+"""data2vec on Fashion-MNIST with MAE's small ViT (`presets.fashion_mnist_vit`), same data,
 steps and batch as the other CPU configs.
 
   python -m sslax.main --config=configs/data2vec_fashion_mnist.py --workdir=runs/data2vec_fmnist
@@ -15,7 +15,7 @@ with a 200-step warmup. Not swept on this dataset.
 
 import ml_collections
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import crop_flip_view_config
 from sslax.methods.data2vec import defaults as data2vec_defaults
 
@@ -25,8 +25,8 @@ def get_config():
   method.top_k_blocks = 3
   method.base_momentum = 0.996
   method.final_momentum = 1.0
-  config = config_lib.fashion_mnist_cpu(method)
-  config.model = config_lib.fashion_mnist_vit()
+  config = presets.fashion_mnist_cpu(method)
+  config.model = presets.fashion_mnist_vit()
   config.views = ml_collections.ConfigDict({"view1": crop_flip_view_config((0.5, 1.0))})
 
   config.optimizer.name = "adamw"

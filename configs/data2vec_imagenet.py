@@ -15,14 +15,14 @@ follows a cosine instead of a linear schedule.
 
 import ml_collections
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import crop_flip_view_config
 from sslax.methods.data2vec import defaults as data2vec_defaults
 from sslax.models import encoder_config
 
 
 def get_config():
-  config, steps_per_epoch = config_lib.imagenet_resnet50(
+  config, steps_per_epoch = presets.imagenet_resnet50(
       data2vec_defaults(), batch_size=2048, epochs=800)
   config.model = encoder_config("vit_base", patch_size=16)
   config.views = ml_collections.ConfigDict({"view1": crop_flip_view_config((0.08, 1.0))})

@@ -1,5 +1,5 @@
 """Denoising autoencoder on Fashion-MNIST: the encoder, data and batch of the other CPU
-configs (`config_lib.fashion_mnist_cpu`), a convolutional decoder from the ConvNet's pooled
+configs (`presets.fashion_mnist_cpu`), a convolutional decoder from the ConvNet's pooled
 256-d features, evaluated by the same frozen linear probe and kNN on clean 28 px images.
 
   python -m sslax.main --config=configs/denoising_ae_fashion_mnist.py --workdir=runs/dae_fmnist
@@ -23,7 +23,7 @@ Choices and departures (not swept on this dataset):
 
 import ml_collections
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import crop_flip_view_config
 from sslax.methods.denoising_ae import defaults as denoising_ae_defaults
 
@@ -31,7 +31,7 @@ from sslax.methods.denoising_ae import defaults as denoising_ae_defaults
 def get_config():
   method = denoising_ae_defaults()
   method.decoder_width = 128
-  config = config_lib.fashion_mnist_cpu(method)
+  config = presets.fashion_mnist_cpu(method)
   config.total_steps = 3000
   config.views = ml_collections.ConfigDict({"view1": crop_flip_view_config((0.5, 1.0))})
 

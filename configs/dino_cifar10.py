@@ -20,13 +20,13 @@ not. Center momentum 0.9 as the official DINO (solo-learn's DINOLoss default too
 
 import ml_collections
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import default_view_config
 from sslax.methods.dino import defaults as dino_defaults
 
 
 def get_config():
-  config, steps_per_epoch = config_lib.cifar10_resnet18(
+  config, steps_per_epoch = presets.cifar10_resnet18(
       dino_defaults(), batch_size=256, epochs=1000)
   config.method.head_hidden = 2048
   config.method.head_bottleneck = 256

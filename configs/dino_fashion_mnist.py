@@ -29,7 +29,7 @@ Choices for a 2-core CPU and 28x28 grayscale (not swept):
 
 import ml_collections
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import default_view_config
 from sslax.methods.dino import defaults as dino_defaults
 
@@ -42,7 +42,7 @@ def get_config():
   method.out_dim = 4096
   method.head_hidden = 512
   method.head_bottleneck = 256
-  config = config_lib.fashion_mnist_cpu(method)
+  config = presets.fashion_mnist_cpu(method)
   steps_per_epoch = TRAIN_EXAMPLES // config.batch_size
   config.method.freeze_last_layer_steps = steps_per_epoch  # official: 1 epoch
 

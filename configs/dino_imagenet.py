@@ -23,7 +23,7 @@ Departures: the learning rate decays to 0 (official min_lr 1e-6); no fp16 loss s
 
 import ml_collections
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import default_view_config
 from sslax.methods.dino import defaults as dino_defaults
 
@@ -32,7 +32,7 @@ NUM_LOCAL = 8
 
 def get_config():
   # out_dim 65536, head 2048-2048-256, no BN, 0.04/0.1
-  config, steps_per_epoch = config_lib.imagenet_resnet50(
+  config, steps_per_epoch = presets.imagenet_resnet50(
       dino_defaults(), batch_size=512, epochs=100, checkpoint_every_epochs=2)
   config.method.base_momentum = 0.996
   config.method.teacher_temp = 0.04

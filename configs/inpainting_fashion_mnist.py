@@ -1,5 +1,5 @@
 """Inpainting (context encoder) on Fashion-MNIST: the encoder, data and batch of the other
-CPU configs (`config_lib.fashion_mnist_cpu`), a convolutional decoder from the ConvNet's
+CPU configs (`presets.fashion_mnist_cpu`), a convolutional decoder from the ConvNet's
 pooled 256-d features, evaluated by the same frozen linear probe and kNN on whole 28 px
 images.
 
@@ -26,7 +26,7 @@ Choices and departures (not swept on this dataset):
 
 import ml_collections
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import crop_flip_view_config
 from sslax.methods.inpainting import defaults as inpainting_defaults
 
@@ -34,7 +34,7 @@ from sslax.methods.inpainting import defaults as inpainting_defaults
 def get_config():
   method = inpainting_defaults()
   method.decoder_width = 128
-  config = config_lib.fashion_mnist_cpu(method)
+  config = presets.fashion_mnist_cpu(method)
   config.total_steps = 3000
   config.views = ml_collections.ConfigDict({"view1": crop_flip_view_config((0.5, 1.0))})
 

@@ -1,5 +1,5 @@
 """Jigsaw puzzles (context-free network) on Fashion-MNIST: the encoder, data, steps and
-batch of the other CPU configs (`config_lib.fashion_mnist_cpu`), evaluated by the same
+batch of the other CPU configs (`presets.fashion_mnist_cpu`), evaluated by the same
 frozen linear probe and kNN on full 28 px images.
 
   python -m sslax.main --config=configs/jigsaw_fashion_mnist.py --workdir=runs/jigsaw_fmnist
@@ -30,7 +30,7 @@ Not swept on this dataset.
 
 import ml_collections
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.methods.jigsaw import defaults as jigsaw_defaults
 
 
@@ -39,7 +39,7 @@ def get_config():
   method.num_permutations = 100
   method.tile_size = 8
   method.classifier_hidden = (512,)
-  config = config_lib.fashion_mnist_cpu(method)
+  config = presets.fashion_mnist_cpu(method)
   view = config.views.view1
   view.size = 30
   view.jitter_p = 0.0

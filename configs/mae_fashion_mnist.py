@@ -1,6 +1,6 @@
 """MAE on Fashion-MNIST with a small ViT: the CPU counterpart of the paper's ViT-B recipe
 (configs/mae_imagenet.py), same data, steps and batch as the other CPU configs
-(`config_lib.fashion_mnist_cpu`).
+(`presets.fashion_mnist_cpu`).
 
   python -m sslax.main --config=configs/mae_fashion_mnist.py --workdir=runs/mae_fmnist
 
@@ -9,7 +9,7 @@ AdamW (beta2 0.95, weight decay 0.05) at 1.5e-4 x batch/256, cosine schedule wit
 random resized crop and flip only, fixed 2-D sin-cos position embeddings.
 
 Choices and departures, for 28x28 grayscale on a 2-core CPU:
-* ViT (`config_lib.fashion_mnist_vit`): 4x4 patches (49 tokens), 128 wide, 4 blocks, 4
+* ViT (`presets.fashion_mnist_vit`): 4x4 patches (49 tokens), 128 wide, 4 blocks, 4
   heads; decoder 64 wide, 2 blocks, 4 heads (the paper's is 512 wide, 8 deep);
 * crop scale (0.5, 1) as the other CPU configs (the paper's (0.2, 1) is for 224 px);
 * lr 1e-3 x batch/256 (the paper's 1.5e-4 is for 800 epochs at batch 4096; this run is
@@ -19,7 +19,7 @@ Not swept on this dataset.
 
 import ml_collections
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import crop_flip_view_config
 from sslax.methods.mae import defaults as mae_defaults
 
@@ -29,8 +29,8 @@ def get_config():
   method.decoder_dim = 64
   method.decoder_depth = 2
   method.decoder_heads = 4
-  config = config_lib.fashion_mnist_cpu(method)
-  config.model = config_lib.fashion_mnist_vit()
+  config = presets.fashion_mnist_cpu(method)
+  config.model = presets.fashion_mnist_vit()
   config.views = ml_collections.ConfigDict({"view1": crop_flip_view_config((0.5, 1.0))})
 
   config.optimizer.name = "adamw"

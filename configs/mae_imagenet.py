@@ -14,14 +14,14 @@ fine-tuning with layer-wise lr decay (sslax/evaluate/finetune.py).
 
 import ml_collections
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import crop_flip_view_config
 from sslax.methods.mae import defaults as mae_defaults
 from sslax.models import encoder_config
 
 
 def get_config():
-  config, steps_per_epoch = config_lib.imagenet_resnet50(mae_defaults(), batch_size=4096, epochs=800)
+  config, steps_per_epoch = presets.imagenet_resnet50(mae_defaults(), batch_size=4096, epochs=800)
   config.model = encoder_config("vit_base", patch_size=16)
   config.views = ml_collections.ConfigDict({"view1": crop_flip_view_config((0.2, 1.0))})
 

@@ -13,7 +13,7 @@ warmup. Departures, for 60k sequences on a 2-core CPU: a Transformer 128 wide, 3
 1500 steps (3 epochs).
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data import sequences
 from sslax.methods.masked_frames import defaults as masked_frames_defaults
 from sslax.models import encoder_config
@@ -23,6 +23,6 @@ def get_config():
   data = sequences.data_config("fashion_mnist_rows")
   model = encoder_config("sequence_transformer", hidden_dim=128, depth=3, num_heads=4,
                          causal=False, posemb="sinusoidal", max_length=data.max_length)
-  return config_lib.sequence_cpu(
+  return presets.sequence_cpu(
       data, model, masked_frames_defaults(), batch_size=128, total_steps=1500,
       base_lr=1e-3, warmup_steps=100, weight_decay=0.01, b2=0.98)

@@ -13,7 +13,7 @@ frames (Mockingjay: 7 frames of 10 ms; these utterances are 7-29 frames long); a
 span an utterance, so a 7-frame one has 3 of its frames chosen; batch 64.
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data import sequences
 from sslax.methods.masked_frames import defaults as masked_frames_defaults
 from sslax.models import encoder_config
@@ -23,6 +23,6 @@ def get_config():
   data = sequences.data_config("japanese_vowels")
   model = encoder_config("sequence_transformer", hidden_dim=128, depth=3, num_heads=4,
                          causal=False, posemb="sinusoidal", max_length=data.max_length)
-  return config_lib.sequence_cpu(
+  return presets.sequence_cpu(
       data, model, masked_frames_defaults(), batch_size=64, total_steps=1000,
       base_lr=1e-3, warmup_steps=100, weight_decay=0.01, b2=0.98)

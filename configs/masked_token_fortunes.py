@@ -11,7 +11,7 @@ blocks of 4 heads (BERT-base: 768, 12, 12); words with min_count 5, texts croppe
 tokens; no next-sentence prediction; dynamic masking (RoBERTa).
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data import text
 from sslax.methods.masked_token import defaults as masked_token_defaults
 from sslax.models import encoder_config
@@ -23,6 +23,6 @@ def get_config():
   data = text.data_config("fortunes", min_count=5, max_length=64)
   model = encoder_config("sequence_transformer", hidden_dim=128, depth=2, num_heads=4,
                          causal=False, max_length=data.max_length)
-  return config_lib.sequence_cpu(
+  return presets.sequence_cpu(
       data, model, masked_token_defaults(), batch_size=64, total_steps=1200,
       checkpoint_every_steps=600, base_lr=1e-3, warmup_steps=200, weight_decay=0.01, b2=0.98)

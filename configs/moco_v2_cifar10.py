@@ -12,13 +12,13 @@ Departure: solo-learn's MoCo v2+ symmetrizes the loss (both views as queries); s
 MoCo v2 computes the official one direction.
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import default_view_config
 from sslax.methods.moco_v2 import defaults as moco_v2_defaults
 
 
 def get_config():
-  config, steps_per_epoch = config_lib.cifar10_resnet18(
+  config, steps_per_epoch = presets.cifar10_resnet18(
       moco_v2_defaults(), batch_size=256, epochs=1000)
   config.method.temperature = 0.2
   config.method.queue_size = 32768

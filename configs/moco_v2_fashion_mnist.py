@@ -17,7 +17,7 @@ CPU and 28x28 grayscale:
 Not swept on this dataset.
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.methods.moco_v2 import defaults as moco_v2_defaults
 
 
@@ -27,7 +27,7 @@ def get_config():
   method.base_momentum = 0.99
   method.projector_hidden = (512,)
   method.projector_dim = 128
-  config = config_lib.fashion_mnist_cpu(method)
+  config = presets.fashion_mnist_cpu(method)
 
   config.optimizer.name = "sgd"
   config.optimizer.base_lr = 0.03      # x batch/256 (lr_scaling "linear")

@@ -13,13 +13,13 @@ Departure: BatchNorm statistics over the global batch instead of shuffle BN (see
 sslax/methods/moco_v2.py).
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import default_view_config
 from sslax.methods.moco_v2 import defaults as moco_v2_defaults
 
 
 def get_config():
-  config, _ = config_lib.imagenet_resnet50(moco_v2_defaults(), batch_size=256, epochs=200)
+  config, _ = presets.imagenet_resnet50(moco_v2_defaults(), batch_size=256, epochs=200)
   config.method.temperature = 0.2
   config.method.queue_size = 65536
   config.method.base_momentum = 0.999

@@ -12,13 +12,13 @@ predictor for ResNets): batch 256, LARS lr 0.3 x batch/256, eta 0.02, weight dec
 Departure: solo-learn's LARS clips the adaptive rate at the global one (`clip_lr: True`).
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import default_view_config
 from sslax.methods.moco_v3 import defaults as moco_v3_defaults
 
 
 def get_config():
-  config, steps_per_epoch = config_lib.cifar10_resnet18(
+  config, steps_per_epoch = presets.cifar10_resnet18(
       moco_v3_defaults(), batch_size=256, epochs=1000)
   config.method.temperature = 0.2
   config.method.projector_hidden = (4096,)

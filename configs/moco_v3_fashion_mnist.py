@@ -14,7 +14,7 @@ facebookresearch/moco-v3), for a 2-core CPU and 28x28 grayscale:
 Not swept on this dataset.
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.methods.moco_v3 import defaults as moco_v3_defaults
 
 
@@ -24,7 +24,7 @@ def get_config():
   method.projector_hidden = (1024, 1024)
   method.projector_dim = 256
   method.predictor_hidden = (1024,)
-  config = config_lib.fashion_mnist_cpu(method)
+  config = presets.fashion_mnist_cpu(method)
 
   config.optimizer.name = "lars"
   config.optimizer.base_lr = 0.6       # x batch/256 (lr_scaling "linear")

@@ -11,13 +11,13 @@ predictor 4096-256, the BYOL views with crop scale (0.2, 1). For 300 epochs CONF
 uses lr 0.3; for 1000 epochs lr 0.3, weight decay 1.5e-6, m 0.996.
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import byol_view_configs
 from sslax.methods.moco_v3 import defaults as moco_v3_defaults
 
 
 def get_config():
-  config, steps_per_epoch = config_lib.imagenet_resnet50(
+  config, steps_per_epoch = presets.imagenet_resnet50(
       moco_v3_defaults(), batch_size=4096, epochs=100, checkpoint_every_epochs=2)
   config.method.temperature = 1.0
   config.method.projector_hidden = (4096, 4096)

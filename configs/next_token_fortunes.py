@@ -11,7 +11,7 @@ configs/masked_token_fortunes.py; words with min_count 5, texts cropped to 64 to
 32 (the vocabulary-wide output layer at every position is most of the step).
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data import text
 from sslax.methods.next_token import defaults as next_token_defaults
 from sslax.models import encoder_config
@@ -23,7 +23,7 @@ def get_config():
   data = text.data_config("fortunes", min_count=5, max_length=64)
   model = encoder_config("sequence_transformer", hidden_dim=128, depth=2, num_heads=4,
                          causal=True, max_length=data.max_length)
-  config = config_lib.sequence_cpu(
+  config = presets.sequence_cpu(
       data, model, next_token_defaults(), batch_size=32, total_steps=2500,
       base_lr=1e-3, warmup_steps=200, weight_decay=0.01, b2=0.98)
   # Real tokens fill 44% of a batch's positions at T = 64 (at most 58% in 10,000 random

@@ -1,5 +1,5 @@
 """Relative patch position (context prediction) on Fashion-MNIST: the encoder, data,
-steps and batch of the other CPU configs (`config_lib.fashion_mnist_cpu`), evaluated by
+steps and batch of the other CPU configs (`presets.fashion_mnist_cpu`), evaluated by
 the same frozen linear probe and kNN on full 28 px images.
 
   python -m sslax.main --config=configs/relative_patch_fashion_mnist.py --workdir=runs/relative_patch_fmnist
@@ -30,7 +30,7 @@ Not swept on this dataset.
 
 import ml_collections
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.methods.relative_patch import defaults as relative_patch_defaults
 
 
@@ -40,7 +40,7 @@ def get_config():
   method.patch_gap = 2
   method.patch_jitter = 1
   method.classifier_hidden = (512,)
-  config = config_lib.fashion_mnist_cpu(method)
+  config = presets.fashion_mnist_cpu(method)
   view = config.views.view1
   view.size = 32
   config.views = ml_collections.ConfigDict({"view1": view})

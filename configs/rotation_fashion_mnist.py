@@ -1,5 +1,5 @@
 """Rotation prediction (RotNet) on Fashion-MNIST: the encoder, data, steps and batch of
-the other CPU configs (`config_lib.fashion_mnist_cpu`), evaluated by the same frozen
+the other CPU configs (`presets.fashion_mnist_cpu`), evaluated by the same frozen
 linear probe and kNN on full 28 px images.
 
   python -m sslax.main --config=configs/rotation_fashion_mnist.py --workdir=runs/rotation_fmnist
@@ -24,12 +24,12 @@ Not swept on this dataset.
 
 import ml_collections
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.methods.rotation import defaults as rotation_defaults
 
 
 def get_config():
-  config = config_lib.fashion_mnist_cpu(rotation_defaults())
+  config = presets.fashion_mnist_cpu(rotation_defaults())
   config.views = ml_collections.ConfigDict({"view1": config.views.view1})
 
   config.optimizer.name = "sgd"

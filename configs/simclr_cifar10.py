@@ -9,13 +9,13 @@ decay 1e-6, temperature 0.5, 10 warmup epochs, up to 1000 epochs. The backbone i
 ResNet-18 that solo-learn and most CIFAR tables use instead of the paper's ResNet-50.
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import default_view_config
 from sslax.methods.simclr import defaults as simclr_defaults
 
 
 def get_config():
-  config, steps_per_epoch = config_lib.cifar10_resnet18(
+  config, steps_per_epoch = presets.cifar10_resnet18(
       simclr_defaults(), batch_size=512, epochs=1000)
   config.method.temperature = 0.5
   config.method.projector_hidden = (512,)

@@ -12,13 +12,13 @@ its headline number trains 1000). `imagenet2012` needs the manual download that
 TFDS describes (see README: Data).
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import default_view_config
 from sslax.methods.simclr import defaults as simclr_defaults
 
 
 def get_config():
-  config, steps_per_epoch = config_lib.imagenet_resnet50(
+  config, steps_per_epoch = presets.imagenet_resnet50(
       simclr_defaults(), batch_size=4096, epochs=100, checkpoint_every_epochs=2)
   config.method.temperature = 0.1
   config.method.projector_hidden = (2048,)

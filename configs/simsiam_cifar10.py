@@ -14,13 +14,13 @@ decays biases and BatchNorm parameters; here the predictor follows the one sched
 the trainer's mask leaves biases and BatchNorm parameters undecayed.
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import default_view_config
 from sslax.methods.simsiam import defaults as simsiam_defaults
 
 
 def get_config():
-  config, steps_per_epoch = config_lib.cifar10_resnet18(
+  config, steps_per_epoch = presets.cifar10_resnet18(
       simsiam_defaults(), batch_size=256, epochs=1000)
   config.method.projector_hidden = (2048, 2048)
   config.method.projector_dim = 2048

@@ -15,7 +15,7 @@ Departures from the paper (Chen & He 2021), for a 2-core CPU and 28x28 grayscale
 Not swept on this dataset.
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.methods.simsiam import defaults as simsiam_defaults
 
 
@@ -24,7 +24,7 @@ def get_config():
   method.projector_hidden = (512, 512)
   method.projector_dim = 512
   method.predictor_hidden = (128,)
-  config = config_lib.fashion_mnist_cpu(method)
+  config = presets.fashion_mnist_cpu(method)
 
   config.optimizer.name = "sgd"
   config.optimizer.base_lr = 0.05      # x batch/256 (lr_scaling "linear")

@@ -15,13 +15,13 @@ else; biases and BatchNorm parameters take no weight decay (the trainer's mask; 
 official SGD decays every parameter).
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import default_view_config
 from sslax.methods.simsiam import defaults as simsiam_defaults
 
 
 def get_config():
-  config, _ = config_lib.imagenet_resnet50(
+  config, _ = presets.imagenet_resnet50(
       simsiam_defaults(), batch_size=512, epochs=100, checkpoint_every_epochs=2)
   config.method.projector_hidden = (2048, 2048)
   config.method.projector_dim = 2048

@@ -11,7 +11,7 @@ best topic probe of 2e-3, 5e-3 and 2e-2 at 3000 steps (39.2%, 40.4%, 36.4%; 2e-2
 lowest loss).
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data import text
 from sslax.methods.skipgram import defaults as skipgram_defaults
 from sslax.models import encoder_config
@@ -20,7 +20,7 @@ from sslax.models import encoder_config
 def get_config():
   # min_count 5 (word2vec's default): 6,765 ids, 8% of the training tokens become <unk>;
   # 64 tokens keep 87% of the texts whole (median 22).
-  config = config_lib.sequence_cpu(
+  config = presets.sequence_cpu(
       text.data_config("fortunes", min_count=5, max_length=64),
       encoder_config("skipgram_embeddings", dim=100), skipgram_defaults(),
       batch_size=64, total_steps=3000, checkpoint_every_steps=1500,

@@ -17,13 +17,13 @@ Departures:
   parameter), and adds no warmup (the recipe has none).
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import crop_flip_view_config
 from sslax.methods.supervised import defaults as supervised_defaults
 
 
 def get_config():
-  config, _ = config_lib.cifar10_resnet18(supervised_defaults(), batch_size=128, epochs=200)
+  config, _ = presets.cifar10_resnet18(supervised_defaults(), batch_size=128, epochs=200)
   config.data.num_classes = 10
 
 

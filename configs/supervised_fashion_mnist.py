@@ -1,6 +1,6 @@
 """Supervised baseline on Fashion-MNIST: the encoder of the self-supervised CPU configs
 (configs/*_fashion_mnist.py: same data, ConvNet, steps and batch, from
-`config_lib.fashion_mnist_cpu`) trained with labels, evaluated by the same frozen
+`presets.fashion_mnist_cpu`) trained with labels, evaluated by the same frozen
 linear probe and kNN.
 
   python -m sslax.main --config=configs/supervised_fashion_mnist.py --workdir=runs/supervised_fmnist
@@ -16,12 +16,12 @@ data.num_classes = 10 is checked against the dataset by the trainer.
 
 import ml_collections
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.methods.supervised import defaults as supervised_defaults
 
 
 def get_config():
-  config = config_lib.fashion_mnist_cpu(supervised_defaults())
+  config = presets.fashion_mnist_cpu(supervised_defaults())
   config.data.num_classes = 10
   view = config.views.view1
   config.views = ml_collections.ConfigDict({"view1": view})

@@ -14,13 +14,13 @@ biases and BatchNorm parameters take no weight decay (the trainer's mask); batch
 (lr 0.4) is this file's choice (the paper's rule covers 256 to 8k).
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import crop_flip_view_config
 from sslax.methods.supervised import defaults as supervised_defaults
 
 
 def get_config():
-  config, steps_per_epoch = config_lib.imagenet_resnet50(
+  config, steps_per_epoch = presets.imagenet_resnet50(
       supervised_defaults(), batch_size=1024, epochs=90, checkpoint_every_epochs=2)
   config.data.num_classes = 1000
 

@@ -18,13 +18,13 @@ not.
 
 import ml_collections
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import default_view_config
 from sslax.methods.swav import defaults as swav_defaults
 
 
 def get_config():
-  config, steps_per_epoch = config_lib.cifar10_resnet18(
+  config, steps_per_epoch = presets.cifar10_resnet18(
       swav_defaults(), batch_size=256, epochs=1000)
   config.method.projector_hidden = (2048,)
   config.method.projector_dim = 128

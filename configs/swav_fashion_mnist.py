@@ -26,7 +26,7 @@ Choices for a 2-core CPU and 28x28 grayscale (not swept):
 
 import ml_collections
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import default_view_config
 from sslax.methods.swav import defaults as swav_defaults
 
@@ -40,7 +40,7 @@ def get_config():
   method.num_prototypes = 1024
   method.queue_length = 3840
   method.queue_start_step = 500
-  config = config_lib.fashion_mnist_cpu(method)
+  config = presets.fashion_mnist_cpu(method)
 
   jitter = dict(blur_p=0.0, jitter_p=0.8, brightness=0.4, contrast=0.4, saturation=0.0,
                 hue=0.0, gray_p=0.0, solarize_p=0.0)

@@ -22,7 +22,7 @@ skips biases and BatchNorm parameters (LARC adapts and decays every tensor); no 
 
 import ml_collections
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import default_view_config
 from sslax.methods.swav import defaults as swav_defaults
 
@@ -31,7 +31,7 @@ NUM_LOCAL = 6
 
 def get_config():
   # 2048 -> 128, 3000 prototypes, 0.1, 0.05, 3 iterations
-  config, steps_per_epoch = config_lib.imagenet_resnet50(
+  config, steps_per_epoch = presets.imagenet_resnet50(
       swav_defaults(), batch_size=4096, epochs=800)
   config.method.freeze_prototypes_steps = 313
   config.method.queue_length = 0

@@ -14,13 +14,13 @@ Departure: solo-learn's LARS clips the adaptive rate at the global one
 (`clip_lr: True`), which optax.lars does not.
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import default_view_config
 from sslax.methods.vicreg import defaults as vicreg_defaults
 
 
 def get_config():
-  config, steps_per_epoch = config_lib.cifar10_resnet18(
+  config, steps_per_epoch = presets.cifar10_resnet18(
       vicreg_defaults(), batch_size=256, epochs=1000)
   config.method.sim_coeff = 25.0
   config.method.std_coeff = 25.0

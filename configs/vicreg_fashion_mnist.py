@@ -14,7 +14,7 @@ Departures from the paper (Bardes et al. 2022), for a 2-core CPU and 28x28 grays
 Not swept on this dataset.
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.methods.vicreg import defaults as vicreg_defaults
 
 
@@ -22,7 +22,7 @@ def get_config():
   method = vicreg_defaults()
   method.projector_hidden = (1024, 1024)
   method.projector_dim = 1024
-  config = config_lib.fashion_mnist_cpu(method)
+  config = presets.fashion_mnist_cpu(method)
 
   config.optimizer.name = "lars"
   config.optimizer.base_lr = 0.2       # x batch/256 (lr_scaling "linear")

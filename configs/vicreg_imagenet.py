@@ -14,13 +14,13 @@ augmentations (augmentations.py `TrainTransform`: crop (0.08, 1), flip, colour j
 Departure: the cosine decays to 0 instead of to 1/1000 of the peak.
 """
 
-from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import byol_view_configs
 from sslax.methods.vicreg import defaults as vicreg_defaults
 
 
 def get_config():
-  config, steps_per_epoch = config_lib.imagenet_resnet50(
+  config, steps_per_epoch = presets.imagenet_resnet50(
       vicreg_defaults(), batch_size=2048, epochs=1000)
   config.method.sim_coeff = 25.0
   config.method.std_coeff = 25.0

@@ -11,6 +11,7 @@ same command again to resume (sslax/preemption.py).
 
 from __future__ import annotations
 
+from sslax.errors import ConfigError
 import logging
 import os
 import sys
@@ -87,7 +88,7 @@ def main(argv):
   try:
     config_lib.validate(config)  # before anything is built or compiled
     run(config, FLAGS.workdir)
-  except (config_lib.ConfigError, DatasetNotFoundError, FileNotFoundError, FileExistsError) as error:
+  except (ConfigError, DatasetNotFoundError, FileNotFoundError, FileExistsError) as error:
     # Errors the user can fix: the message says how; a traceback would bury it.
     sys.exit(f"error: {error}")
   except preemption.Preempted as stopped:

@@ -57,7 +57,7 @@ def load_run(workdir: str):
     config = ml_collections.ConfigDict(json.load(f))
   method = get_method(config.method.name)
   if method.token_embeddings is None or config.data.name not in text.DATASETS:
-    raise config_lib.ConfigError(
+    raise ConfigError(
         f"{workdir} holds a {config.method.name} run on {config.data.name}, which learns no word "
         "embeddings: use a run of skipgram, masked_token or next_token on a text dataset "
         f"({', '.join(text.DATASETS)})")
@@ -96,12 +96,12 @@ def main(argv):
   del argv
   from absl import logging as absl_logging
   absl_logging.set_verbosity(absl_logging.WARNING)  # keep Orbax's restore chatter off the answer
-  from sslax import config as config_lib
+  from sslax.errors import ConfigError
   from sslax.data import text
 
   try:
     config, vocab, table = load_run(FLAGS.workdir)
-  except (FileNotFoundError, config_lib.ConfigError) as error:
+  except (FileNotFoundError, ConfigError) as error:
     sys.exit(f"error: {error}")
   specials = set(range(len(text.SPECIALS)))
   status = 0

@@ -15,6 +15,7 @@ small images are visible. Grayscale images give a grayscale PNG, RGB an RGB one.
 
 from __future__ import annotations
 
+from sslax.errors import ConfigError
 import math
 from typing import Sequence
 
@@ -59,7 +60,7 @@ def _require_reconstruction(config) -> object:
   method = get_method(config.method.name)
   if method.reconstruct is None:
     able = sorted(name for name, m in METHODS.items() if m.reconstruct is not None)
-    raise config_lib.ConfigError(
+    raise ConfigError(
         f"config.method.name: {method.name!r} reconstructs nothing (its Method.reconstruct is "
         "None); pictures come from self-prediction methods: "
         + (", ".join(able) if able else "none is registered yet"))
@@ -82,7 +83,7 @@ def reconstruction_rows(config, workdir: str, *, num_images: int = 8, split: str
 
   source = train.open_split(config, split or config.data.test_split)
   if not 0 < num_images <= len(source):
-    raise config_lib.ConfigError(f"--num_images: {num_images}, but the split has {len(source)} "
+    raise ConfigError(f"--num_images: {num_images}, but the split has {len(source)} "
                                  f"images; choose 1 to {len(source)}")
   images = source.get(np.arange(num_images))["image"]
   mean, std = np.asarray(info["mean"], np.float32), np.asarray(info["std"], np.float32)

@@ -11,6 +11,7 @@ One step, per device (run on every device by sslax/parallel.py):
 
 from __future__ import annotations
 
+from sslax.errors import ConfigError
 import logging
 import os
 import sys
@@ -187,7 +188,7 @@ def with_subtrees(variables: dict, init_from: dict) -> dict:
     for name, subtree in given.items():
       fresh = jax.tree.map(jnp.shape, tree.get(name)) if name in tree else None
       if fresh != jax.tree.map(jnp.shape, subtree):
-        raise config_lib.ConfigError(
+        raise ConfigError(
             f"the pretrained {collection}/{name} does not fit this model's: fine-tune with the "
             "config.model of the pretraining run")
     merged[collection] = {**tree, **given}
@@ -219,7 +220,7 @@ def with_num_classes(config: ml_collections.ConfigDict, source: pipeline.Source)
   """config with data.num_classes = the dataset's when it is 0 (the default); a copy."""
   if config.data.get("num_classes", 0) > 0:
     if config.data.num_classes != source.num_classes:
-      raise config_lib.ConfigError(
+      raise ConfigError(
           f"config.data.num_classes: {config.data.num_classes}, but {config.data.name} has "
           f"{source.num_classes} classes; set it to {source.num_classes} or 0 (from the dataset)")
     return config
@@ -279,7 +280,7 @@ def make_mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
           f"into {steps} micro-batches; choose a batch size that is a multiple of "
           f"{mesh.devices.size * steps}")
   except ValueError as error:
-    raise config_lib.ConfigError(str(error)) from None
+    raise ConfigError(str(error)) from None
   return mesh
 
 
@@ -395,7 +396,7 @@ def run_tool(action: Callable[[], Any], *, user_errors: tuple[type[Exception], .
     logging.getLogger(noisy).setLevel(logging.WARNING)
   try:
     return action()
-  except (config_lib.ConfigError, pipeline.DatasetNotFoundError, FileNotFoundError,
+  except (ConfigError, pipeline.DatasetNotFoundError, FileNotFoundError,
           *user_errors) as error:
     sys.exit(f"error: {error}")
 

@@ -24,7 +24,7 @@ def _monitors_off_unless_asked(request, monkeypatch):
   and tests marked `monitors` keep them."""
   if request.node.get_closest_marker("monitors") or "test_online_probe" in request.node.nodeid:
     return
-  from sslax import config as config_lib
+  from sslax import presets
 
   def off(make):
     def wrapped(*args, **kwargs):
@@ -35,4 +35,4 @@ def _monitors_off_unless_asked(request, monkeypatch):
     return wrapped
 
   for name in ("fashion_mnist_cpu", "imagenet_resnet50", "cifar10_resnet18"):
-    monkeypatch.setattr(config_lib, name, off(getattr(config_lib, name)))
+    monkeypatch.setattr(presets, name, off(getattr(presets, name)))

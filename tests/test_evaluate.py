@@ -22,6 +22,7 @@ All datasets share a few shapes so the jit'ed fits compile only a few times.
 
 from __future__ import annotations
 
+from sslax.errors import ConfigError
 import json
 import os
 import re
@@ -508,11 +509,11 @@ def test_eval_config_validation(key, value, message):
   config = tiny_config("")
   config_lib.validate(config)
   config.eval[key] = value
-  with pytest.raises(config_lib.ConfigError, match=f"config.eval.{key}: .*{re.escape(message)}"):
+  with pytest.raises(ConfigError, match=f"config.eval.{key}: .*{re.escape(message)}"):
     config_lib.validate(config)
   config = tiny_config("")
   config.eval.data.name = "cifar10"
   config_lib.validate(config)
   config.eval.data.image_size = 32
-  with pytest.raises(config_lib.ConfigError, match="config.eval.data.image_size: the encoder takes"):
+  with pytest.raises(ConfigError, match="config.eval.data.image_size: the encoder takes"):
     config_lib.validate(config)

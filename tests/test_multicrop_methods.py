@@ -23,7 +23,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from sslax import checkpoint as checkpoint_lib
-from sslax import config as config_lib
+from sslax.errors import ConfigError
 from sslax import optim, parallel, train
 from sslax.data import pipeline
 from sslax.methods import base, dino, get_method, swav
@@ -246,7 +246,7 @@ def test_swav_queue_holds_last_embeddings_in_global_order(runs):
 def test_swav_queue_length_must_divide_by_batch(data_dir):
   config = method_config("swav", data_dir)
   config.method.queue_length = BATCH + 4
-  with pytest.raises(config_lib.ConfigError, match="queue_length"):
+  with pytest.raises(ConfigError, match="queue_length"):
     get_method("swav").init_state(config, {})
   config.method.queue_length = 0
   assert swav.init_state(config, {}) == {}

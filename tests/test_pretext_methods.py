@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from sslax import checkpoint as checkpoint_lib
-from sslax import config as config_lib
+from sslax.errors import ConfigError
 from sslax import parallel, train
 from sslax.methods import jigsaw, relative_patch, rotation
 from sslax.methods.base import StepInputs
@@ -252,11 +252,11 @@ def test_patches_stay_inside_and_labels_match_the_neighbour(size, patch, gap, ji
 def test_patch_geometry_must_fit_the_view(data_dir):
   config = method_config("relative_patch", data_dir)
   config.method.patch_gap = 4  # 3 * 8 + 2 * 4 + 2 = 34 > 32
-  with pytest.raises(config_lib.ConfigError, match="patch_size"):
+  with pytest.raises(ConfigError, match="patch_size"):
     relative_patch.build(config)
   config = method_config("jigsaw", data_dir)
   config.method.tile_size = 11  # cells of 30 // 3 = 10
-  with pytest.raises(config_lib.ConfigError, match="tile_size"):
+  with pytest.raises(ConfigError, match="tile_size"):
     jigsaw.build(config)
 
 

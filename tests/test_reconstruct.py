@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sslax import config as config_lib
+from sslax.errors import ConfigError
 from sslax import reconstruct, train
 from sslax.methods import METHODS
 from tests.helpers import tiny_config, write_tiny_fashion_mnist
@@ -140,5 +140,5 @@ def test_command_line_refuses_a_method_without_reconstruction(tmp_path):
   assert message.startswith("error: config.method.name: 'simclr' reconstructs nothing"), message
   assert message.endswith(", ".join(able) if able else "none is registered yet"), message
   assert "Traceback" not in result.stderr
-  with pytest.raises(config_lib.ConfigError, match="reconstructs nothing"):
+  with pytest.raises(ConfigError, match="reconstructs nothing"):
     reconstruct.reconstruction_rows(tiny_config(str(tmp_path)), str(tmp_path))

@@ -22,7 +22,7 @@ import tensorflow_datasets as tfds
 
 from sslax import config as config_lib
 from sslax import losses, parallel, train
-from sslax.config import ConfigError
+from sslax.errors import ConfigError
 from sslax.methods import colorization, denoising_ae, get_method, inpainting
 from sslax.methods.base import StepInputs
 from sslax.models import encoder_config

@@ -18,7 +18,7 @@ import statistics
 
 import pytest
 
-from sslax import config as config_lib, published, reproduce, results
+from sslax import presets, published, reproduce, results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONVNET = {"name": "convnet", "widths": [64, 128, 256]}
@@ -276,7 +276,7 @@ def test_published_numbers_name_existing_configs_and_their_length():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     config = module.get_config()
-    per_epoch = config_lib.IMAGENET_TRAIN_EXAMPLES // config.batch_size
+    per_epoch = presets.IMAGENET_TRAIN_EXAMPLES // config.batch_size
     assert config.total_steps / per_epoch == entry.config_epochs, entry
     assert re.fullmatch(r"\d{4}\.\d{5}", entry.arxiv) and 0 < entry.top1 < 100
     listed.add(os.path.basename(entry.config))

@@ -6,6 +6,7 @@ benchmarks/mfu.py's FLOP counts agree with torchvision's and XLA's."""
 
 from __future__ import annotations
 
+from sslax.errors import ConfigError
 import importlib.util
 import json
 import os
@@ -228,11 +229,11 @@ def test_accumulation_rejects_stateful_methods_and_indivisible_batches(data_dir,
   config = tiny_config(data_dir)
   config.method = get_method("byol").defaults()
   config.accumulation_steps = 2
-  with pytest.raises(config_lib.ConfigError, match="set accumulation_steps=1"):
+  with pytest.raises(ConfigError, match="set accumulation_steps=1"):
     config_lib.validate(config)
   config = tiny_config(data_dir)
   config.accumulation_steps = 4  # 16 images, 8 devices: 2 per device, not 4 micro-batches
-  with pytest.raises(config_lib.ConfigError, match="multiple of 32"):
+  with pytest.raises(ConfigError, match="multiple of 32"):
     train.train(config, str(tmp_path / "run"))
 
 

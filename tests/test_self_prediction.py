@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sslax import config as config_lib
+from sslax.errors import ConfigError
 from sslax import parallel, train
 from sslax.methods import data2vec, get_method, mae
 from sslax.models import build_encoder, encoder_config
@@ -163,7 +163,7 @@ def test_masking_hides_exactly_the_configured_count_and_follows_the_key(ratio, n
 
 
 def test_a_ratio_that_leaves_no_patch_is_a_config_error():
-  with pytest.raises(config_lib.ConfigError, match="mask_ratio"):
+  with pytest.raises(ConfigError, match="mask_ratio"):
     mae.random_masking(keys(2), 16, 0.99)
 
 
@@ -243,7 +243,7 @@ def test_mae_reconstruction_keeps_the_visible_patches(data_dir):
 def test_mae_needs_a_vit(data_dir):
   config = method_config("mae", data_dir)
   config.model = encoder_config("convnet")
-  with pytest.raises(config_lib.ConfigError, match="vit"):
+  with pytest.raises(ConfigError, match="vit"):
     mae.build(config)
 
 

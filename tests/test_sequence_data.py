@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from sslax.config import ConfigError
+from sslax.errors import ConfigError
 from sslax.data import pipeline, sequences, text
 
 # ------------------------------------------------------------------------------ .ts files

@@ -3,6 +3,7 @@ resume, checkpoint fallback, bad inputs, evaluation output."""
 
 from __future__ import annotations
 
+from sslax.errors import ConfigError
 import json
 import os
 import subprocess
@@ -131,7 +132,7 @@ def test_invalid_values_name_key_and_choices(data_dir, key, value, expected):
   config = tiny_config(data_dir)
   section, _, leaf = key.rpartition(".")
   (config[section] if section else config)[leaf] = value
-  with pytest.raises(config_lib.ConfigError) as error:
+  with pytest.raises(ConfigError) as error:
     config_lib.validate(config)
   assert expected in str(error.value)
 

@@ -27,7 +27,7 @@ from importlib.util import find_spec  # module-level name, so tests can fake a m
 import ml_collections
 import numpy as np
 
-from sslax.config import ConfigError
+from sslax.errors import ConfigError
 from sslax.data import pipeline
 
 log = logging.getLogger(__name__)

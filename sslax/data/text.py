@@ -28,7 +28,7 @@ import zlib
 import ml_collections
 import numpy as np
 
-from sslax.config import ConfigError
+from sslax.errors import ConfigError
 from sslax.data import pipeline
 from sslax.data.sequences import _with_overrides, fit_lengths
 

@@ -24,6 +24,7 @@ about 0 for an assignment independent of the labels.
 
 from __future__ import annotations
 
+from sslax.errors import ConfigError
 import json
 import os
 from typing import Any, Sequence
@@ -170,7 +171,7 @@ def embedding_map_run(config, workdir: str, *, split: str = "", max_examples: in
   from sslax.methods import get_method
 
   if method not in MAPS:
-    raise config_lib.ConfigError(f"--map: {method!r} is not one of {list(MAPS)}")
+    raise ConfigError(f"--map: {method!r} is not one of {list(MAPS)}")
   config_lib.validate(config)
   mesh = train.make_mesh(config)
   model, state, info = train.restore_latest(config, workdir, mesh)

@@ -42,13 +42,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sslax import config as config_lib
+from sslax.errors import ConfigError
 
 SUBSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "subsets")
 _FORMAT = "sslax few-label subset: indices into the split, one per line, sorted"
 
 
-class SubsetMismatchError(config_lib.ConfigError):
+class SubsetMismatchError(ConfigError):
   """A saved subset does not fit the labels it is applied to; the message says what to do."""
 
 

@@ -32,6 +32,7 @@ pools as it was pretrained (MAE fine-tunes a ViT on the mean of its patch tokens
 
 from __future__ import annotations
 
+from sslax.errors import ConfigError
 import json
 import os
 import sys
@@ -128,14 +129,14 @@ def finetune_run(config: ml_collections.ConfigDict, state: train.TrainState | No
   WORKDIR/finetune_random_init(.json)."""
   from sslax.data import sequences, text
   if config.data.name in sequences.DATASETS + text.DATASETS:
-    raise config_lib.ConfigError(
+    raise ConfigError(
         f"--mode=finetune trains image encoders; {config.data.name} holds sequences or text, "
         "whose encoders are evaluated frozen (linear probe, kNN, few-label): use "
         "--mode=evaluate")
   ft = finetune_config(config)
   devices = train.make_mesh(config).devices.size
   if ft.batch_size % devices:
-    raise config_lib.ConfigError(
+    raise ConfigError(
         f"config.finetune.batch_size: {ft.batch_size} is not divisible by the {devices} "
         f"devices; choose a multiple of {devices}")
   name = "finetune" if state is not None else "finetune_random_init"

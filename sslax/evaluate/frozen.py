@@ -24,6 +24,7 @@ evaluated on another dataset than it was pretrained on (converted to its channel
 
 from __future__ import annotations
 
+from sslax.errors import ConfigError
 import json
 import os
 import sys
@@ -148,7 +149,7 @@ def raw_inputs(source: pipeline.Source, limit: int | None = None,
   (a list of int arrays, for `tfidf_features`)."""
   key = getattr(source, "input_key", "image")
   if frames not in ("mean", "flatten"):
-    raise config_lib.ConfigError(f"config.eval.raw_frames: {frames!r} is not 'mean' or 'flatten'")
+    raise ConfigError(f"config.eval.raw_frames: {frames!r} is not 'mean' or 'flatten'")
   xs, ys = [], []
   for batch in _read(source, limit):
     ys.append(batch["label"])
@@ -287,7 +288,7 @@ def evaluation_config(config: ml_collections.ConfigDict) -> ml_collections.Confi
   if not block or not block.get("name"):
     return config
   if block.get("image_size", config.data.image_size) != config.data.image_size:
-    raise config_lib.ConfigError(
+    raise ConfigError(
         f"config.eval.data.image_size: {block.image_size}, but the encoder takes "
         f"config.data.image_size = {config.data.image_size}; leave it out (images are resized)")
   merged = config.copy_and_resolve_references()

@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import ml_collections
 
-from sslax import config as config_lib
+from sslax.errors import ConfigError
 from sslax import losses, parallel
 from sslax.methods.base import LossAux, Method, StepInputs
 from sslax.models import build_encoder
@@ -55,13 +55,13 @@ def build(config: ml_collections.ConfigDict) -> APCModel:
   require_model(config, "apc", {"gru_stack": "the paper's network",
                                 "sequence_transformer": "with causal=True"})
   if config.model.get("vocab_size", 0):
-    raise config_lib.ConfigError("config.model.vocab_size: apc predicts frames; set it to 0")
+    raise ConfigError("config.model.vocab_size: apc predicts frames; set it to 0")
   if config.model.name == "sequence_transformer" and not config.model.causal:
-    raise config_lib.ConfigError(
+    raise ConfigError(
         "config.model.causal: apc predicts frame t+shift from frames <= t; a bidirectional "
         "model sees the target. Set causal=True")
   if config.method.shift < 1:
-    raise config_lib.ConfigError(f"config.method.shift must be >= 1, got {config.method.shift}")
+    raise ConfigError(f"config.method.shift must be >= 1, got {config.method.shift}")
   return APCModel(encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS))
 
 

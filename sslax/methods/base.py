@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from sslax import config as config_lib
+from sslax.errors import ConfigError
 from sslax import losses, optim, parallel
 from sslax.models import build_encoder
 from sslax.models.heads import MLP
@@ -245,7 +245,7 @@ def target_transform(config: ml_collections.ConfigDict) -> optax.GradientTransfo
   if cfg.momentum_schedule == "cosine":
     return optim.ema_target(optim.target_momentum_schedule(cfg.base_momentum, config.total_steps,
                                                            cfg.get("final_momentum", 1.0)))
-  raise config_lib.ConfigError(f"config.method.momentum_schedule: {cfg.momentum_schedule!r} is "
+  raise ConfigError(f"config.method.momentum_schedule: {cfg.momentum_schedule!r} is "
                                f"not one of {list(MOMENTUM_SCHEDULES)}")
 
 

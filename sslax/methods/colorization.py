@@ -39,7 +39,7 @@ import ml_collections
 import numpy as np
 
 from sslax import parallel
-from sslax.config import ConfigError
+from sslax.errors import ConfigError
 from sslax.data import pipeline
 from sslax.methods.base import LossAux, Method, StepInputs
 from sslax.methods.denoising_ae import build_encoder_decoder, normalization

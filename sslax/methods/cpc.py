@@ -25,7 +25,7 @@ import flax.linen as nn
 import jax
 import ml_collections
 
-from sslax import config as config_lib
+from sslax.errors import ConfigError
 from sslax import losses, parallel
 from sslax.methods.base import LossAux, Method, StepInputs
 from sslax.models import build_encoder
@@ -58,7 +58,7 @@ def build(config: ml_collections.ConfigDict) -> CPCModel:
   require_modality(config, "cpc", "frames")
   require_model(config, "cpc", {"cpc_encoder": "a frame encoder and a GRU context"})
   if config.method.num_steps < 1:
-    raise config_lib.ConfigError(f"config.method.num_steps must be >= 1, got {config.method.num_steps}")
+    raise ConfigError(f"config.method.num_steps must be >= 1, got {config.method.num_steps}")
   return CPCModel(encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS),
                   predictors=CPCPredictors(config.method.num_steps, config.model.dim))
 

@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from sslax import config as config_lib
+from sslax.errors import ConfigError
 from sslax import parallel
 from sslax.methods import base
 from sslax.methods.base import LossAux, Method, StepInputs
@@ -110,11 +110,11 @@ def build(config: ml_collections.ConfigDict) -> Data2Vec:
   encoder = build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS)
   depth = encoder.depth
   if not 1 <= config.method.top_k_blocks <= depth:
-    raise config_lib.ConfigError(
+    raise ConfigError(
         f"config.method.top_k_blocks={config.method.top_k_blocks}: must be in [1, {depth}] "
         f"(the ViT has {depth} blocks)")
   if config.method.target_norm not in TARGET_NORMS:
-    raise config_lib.ConfigError(f"config.method.target_norm={config.method.target_norm!r}: use "
+    raise ConfigError(f"config.method.target_norm={config.method.target_norm!r}: use "
                                  f"one of {sorted(TARGET_NORMS)}")
   return Data2Vec(encoder=encoder)
 

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from sslax import losses, parallel
-from sslax.config import ConfigError
+from sslax.errors import ConfigError
 from sslax.data import pipeline
 from sslax.methods.base import LossAux, Method, StepInputs
 from sslax.methods.pretext import require_keys

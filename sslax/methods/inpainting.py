@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from sslax import losses
-from sslax.config import ConfigError
+from sslax.errors import ConfigError
 from sslax.methods.base import LossAux, Method, StepInputs
 from sslax.methods.denoising_ae import build_encoder_decoder
 from sslax.methods.pretext import require_keys

@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from sslax.config import ConfigError
+from sslax.errors import ConfigError
 from sslax.methods.base import Method, StepInputs
 from sslax.methods.pretext import (build_parts_classifier, classification_loss, crop,
                                    require_keys, standardize, view_sizes)

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from sslax import config as config_lib
+from sslax.errors import ConfigError
 from sslax import parallel
 from sslax.methods.base import LossAux, Method, StepInputs
 from sslax.models import build_encoder
@@ -73,7 +73,7 @@ def random_masking(keys: jax.Array, num_patches: int, mask_ratio: float):
   """
   num_keep = int(num_patches * (1 - mask_ratio))
   if num_keep < 1:
-    raise config_lib.ConfigError(
+    raise ConfigError(
         f"config.method.mask_ratio={mask_ratio} leaves no visible patch of {num_patches}; "
         "lower it or use smaller patches")
   noise = jax.vmap(lambda k: jax.random.uniform(k, (num_patches,)))(keys)
@@ -157,7 +157,7 @@ class MAE(nn.Module):
 def require_vit(config: ml_collections.ConfigDict, method: str) -> None:
   """A ConfigError unless config.model is a ViT (the masked-patch methods need one)."""
   if not config.model.name.startswith("vit"):
-    raise config_lib.ConfigError(
+    raise ConfigError(
         f"config.model.name={config.model.name!r}: {method} masks patches of a ViT; use vit, "
         "vit_tiny, vit_small or vit_base")
 

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from sslax import config as config_lib
+from sslax.errors import ConfigError
 from sslax import losses, parallel
 from sslax.methods.base import LossAux, Method, StepInputs
 from sslax.models import build_encoder
@@ -91,7 +91,7 @@ def choose_spans(keys: jax.Array, mask: jax.Array, mask_ratio: float, span: int)
   span each chosen position belongs to). Only real positions are chosen; example b's
   choice depends on keys[b] and mask[b] alone."""
   if span < 1:
-    raise config_lib.ConfigError(f"config.method.span must be >= 1, got {span}")
+    raise ConfigError(f"config.method.span must be >= 1, got {span}")
   return jax.vmap(lambda k, m: _choose_one(k, m, mask_ratio, span))(keys, mask.astype(bool))
 
 
@@ -142,9 +142,9 @@ class MaskedFrameModel(nn.Module):
 
 def validate_probabilities(cfg: ml_collections.ConfigDict) -> None:
   if not 0 < cfg.mask_ratio < 1:
-    raise config_lib.ConfigError(f"config.method.mask_ratio must be in (0, 1), got {cfg.mask_ratio}")
+    raise ConfigError(f"config.method.mask_ratio must be in (0, 1), got {cfg.mask_ratio}")
   if cfg.mask_prob < 0 or cfg.random_prob < 0 or cfg.mask_prob + cfg.random_prob > 1:
-    raise config_lib.ConfigError(
+    raise ConfigError(
         f"config.method.mask_prob={cfg.mask_prob} and random_prob={cfg.random_prob} must be "
         ">= 0 with a sum <= 1 (the rest of the chosen positions is kept)")
 
@@ -154,7 +154,7 @@ def build(config: ml_collections.ConfigDict) -> MaskedFrameModel:
   require_model(config, "masked_frames",
                 {"sequence_transformer": "with causal=False: it sees both sides of a span"})
   if config.model.causal or config.model.vocab_size:
-    raise config_lib.ConfigError(
+    raise ConfigError(
         "config.model: masked_frames reconstructs frames from both sides; set causal=False "
         f"and vocab_size=0 (got causal={config.model.causal}, vocab_size={config.model.vocab_size})")
   validate_probabilities(config.method)

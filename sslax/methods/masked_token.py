@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from sslax import config as config_lib
+from sslax.errors import ConfigError
 from sslax import parallel
 from sslax.data import text
 from sslax.methods.base import LossAux, Method, StepInputs
@@ -135,7 +135,7 @@ def token_model_config(config: ml_collections.ConfigDict, method: str) -> ml_col
   size = vocabulary_size(config)
   model = config.model.copy_and_resolve_references()
   if model.vocab_size not in (0, size):
-    raise config_lib.ConfigError(
+    raise ConfigError(
         f"config.model.vocab_size={model.vocab_size}, but the vocabulary of "
         f"{config.data.name!r} has {size} entries; set it to 0 (from the data) or {size}")
   model.vocab_size = size
@@ -146,7 +146,7 @@ def build(config: ml_collections.ConfigDict) -> MaskedTokenModel:
   require_model(config, "masked_token",
                 {"sequence_transformer": "with causal=False: it reads both sides of a token"})
   if config.model.causal:
-    raise config_lib.ConfigError("config.model.causal: masked_token predicts a token from both "
+    raise ConfigError("config.model.causal: masked_token predicts a token from both "
                                  "sides; set causal=False (next_token is the causal model)")
   validate_probabilities(config.method)
   model = token_model_config(config, "masked_token")

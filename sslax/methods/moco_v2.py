@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from sslax import config as config_lib
+from sslax.errors import ConfigError
 from sslax import losses, parallel
 from sslax.methods import base
 from sslax.methods.base import LossAux, Method, StepInputs
@@ -60,7 +60,7 @@ def build(config: ml_collections.ConfigDict) -> nn.Module:
 def init_state(config: ml_collections.ConfigDict, variables: dict) -> dict:
   cfg = config.method
   if cfg.queue_size <= 0 or cfg.queue_size % config.batch_size:
-    raise config_lib.ConfigError(
+    raise ConfigError(
         f"config.method.queue_size: {cfg.queue_size} must be a positive multiple of "
         f"config.batch_size = {config.batch_size} (the queue takes whole global batches of keys, "
         f"as the official code asserts); e.g. {max(1, cfg.queue_size // config.batch_size) * config.batch_size}")

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from sslax import config as config_lib
+from sslax.errors import ConfigError
 from sslax import parallel
 from sslax.methods.base import LossAux, Method, StepInputs
 from sslax.methods.masked_token import pack, token_cross_entropy, token_model_config
@@ -73,12 +73,12 @@ class NextTokenModel(nn.Module):
 
 def build(config: ml_collections.ConfigDict) -> NextTokenModel:
   if not 0 < config.method.pair_capacity <= 1:
-    raise config_lib.ConfigError(
+    raise ConfigError(
         f"config.method.pair_capacity must be in (0, 1], got {config.method.pair_capacity}")
   require_model(config, "next_token", {"sequence_transformer": "with causal=True",
                                        "gru_stack": "a recurrent language model"})
   if config.model.name == "sequence_transformer" and not config.model.causal:
-    raise config_lib.ConfigError(
+    raise ConfigError(
         "config.model.causal: next_token predicts token t+1 from tokens <= t; a bidirectional "
         "model sees the answer. Set causal=True (masked_token is the bidirectional method)")
   model = token_model_config(config, "next_token")

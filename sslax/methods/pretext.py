@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from sslax import losses, parallel
-from sslax.config import ConfigError
+from sslax.errors import ConfigError
 from sslax.data import augment
 from sslax.methods.base import LossAux, StepInputs
 from sslax.models import build_encoder

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from sslax import config as config_lib
+from sslax.errors import ConfigError
 from sslax import losses, parallel
 from sslax.methods.base import LossAux, Method, StepInputs
 from sslax.methods.masked_token import NUM_SPECIAL, pack, token_model_config
@@ -62,7 +62,7 @@ def noise_state(counts: np.ndarray, noise_power: float, subsample: float) -> dic
   counts = np.asarray(counts, np.float64).copy()
   counts[:NUM_SPECIAL] = 0
   if counts.sum() <= 0:
-    raise config_lib.ConfigError("the training vocabulary has no word with a count > 0")
+    raise ConfigError("the training vocabulary has no word with a count > 0")
   noise = counts ** noise_power
   cdf = np.cumsum(noise / noise.sum())
   if subsample > 0:
@@ -139,12 +139,12 @@ def build(config: ml_collections.ConfigDict) -> SkipGram:
   require_model(config, "skipgram", {"skipgram_embeddings": "word2vec's two tables"})
   cfg = config.method
   if cfg.window < 1 or cfg.num_negatives < 1 or cfg.subsample < 0 or not 0 < cfg.pair_capacity <= 1:
-    raise config_lib.ConfigError(
+    raise ConfigError(
         f"config.method: window={cfg.window} and num_negatives={cfg.num_negatives} must be "
         f">= 1, subsample={cfg.subsample} >= 0, pair_capacity={cfg.pair_capacity} in (0, 1]")
   model = token_model_config(config, "skipgram")
   if model.num_special != NUM_SPECIAL:
-    raise config_lib.ConfigError(f"config.model.num_special: the text vocabulary has "
+    raise ConfigError(f"config.model.num_special: the text vocabulary has "
                                  f"{NUM_SPECIAL} special ids, got {model.num_special}")
   return SkipGram(encoder=build_encoder(model, bn_axis_name=parallel.DATA_AXIS))
 

@@ -57,7 +57,7 @@ class EncoderWithClassifier(nn.Module):
 def build(config: ml_collections.ConfigDict) -> nn.Module:
   num_classes = config.data.get("num_classes", 0)
   if num_classes <= 0:
-    from sslax.config import ConfigError
+    from sslax.errors import ConfigError
     raise ConfigError(
         f"config.data.num_classes: the supervised baseline needs the number of classes, got "
         f"{num_classes}; the trainer sets it from the dataset, or set it in the config")

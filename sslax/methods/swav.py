@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from sslax import config as config_lib
+from sslax.errors import ConfigError
 from sslax import losses, parallel
 from sslax.methods.base import LossAux, Method, StepInputs, multicrop_apply, projector_mlp
 from sslax.models import build_encoder
@@ -120,14 +120,14 @@ def build(config: ml_collections.ConfigDict) -> nn.Module:
 def init_state(config: ml_collections.ConfigDict, variables: dict) -> dict:
   cfg = config.method
   if cfg.queue_length < 0 or cfg.queue_start_step < 0:
-    raise config_lib.ConfigError(
+    raise ConfigError(
         f"config.method.queue_length / queue_start_step: must be >= 0, got "
         f"{cfg.queue_length} / {cfg.queue_start_step}")
   if cfg.queue_length == 0:
     return {}
   if cfg.queue_length % config.batch_size:
     lower = cfg.queue_length // config.batch_size * config.batch_size
-    raise config_lib.ConfigError(
+    raise ConfigError(
         f"config.method.queue_length: {cfg.queue_length} is not a multiple of the global "
         f"batch_size {config.batch_size}; use e.g. {max(lower, config.batch_size)} "
         f"(the official code rounds it down the same way), or 0 for no queue")

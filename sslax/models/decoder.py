@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from sslax.config import ConfigError
+from sslax.errors import ConfigError
 
 MAX_BASE_SIDE = 7
 

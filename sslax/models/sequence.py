@@ -325,22 +325,22 @@ def dataset_modality(name: str) -> str:
 def require_modality(config, method: str, modality: str) -> None:
   """A ConfigError unless config.data.name gives `modality` ("frames" or "tokens"); the
   message names the datasets that do."""
-  from sslax import config as config_lib
+  from sslax.errors import ConfigError
   from sslax.data import sequences, text
 
   have = dataset_modality(config.data.name)
   if have != modality:
     works = sequences.DATASETS if modality == "frames" else text.DATASETS
-    raise config_lib.ConfigError(
+    raise ConfigError(
         f"config.data.name={config.data.name!r} gives {have}, but {method} reads {modality}; "
         f"use one of {list(works)}")
 
 
 def require_model(config, method: str, allowed: dict[str, str]) -> None:
   """A ConfigError unless config.model.name is a key of `allowed` (name -> why it fits)."""
-  from sslax import config as config_lib
+  from sslax.errors import ConfigError
 
   if config.model.name not in allowed:
-    raise config_lib.ConfigError(
+    raise ConfigError(
         f"config.model.name={config.model.name!r}: {method} needs one of "
         + "; ".join(f"{name!r} ({why})" for name, why in allowed.items()))
