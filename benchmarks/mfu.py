@@ -59,10 +59,9 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from sslax import assemble, parallel  # noqa: E402
 from sslax import config as config_lib  # noqa: E402
-from sslax import optim, parallel, train  # noqa: E402
-from sslax.data import augment  # noqa: E402
-from sslax.methods import get_method  # noqa: E402
+from sslax.data import augment, pipeline  # noqa: E402
 
 CASES = {
     "simclr_resnet50": "configs/simclr_imagenet.py",
@@ -167,13 +166,13 @@ def load_config(path: str):
   return module.get_config()
 
 
-def plain_views_fn(config, info):
+def plain_views_fn(config, source):
   """The images and their horizontal flips (one view per config view), normalized."""
   def views_fn(images, positions):
     del positions
     x = images.astype(jnp.float32) / 255.0
     views = [x, x[:, :, ::-1]][:len(config.views)]
-    return [augment.normalize(v, info["mean"], info["std"]) for v in views]
+    return [augment.normalize(v, source.pixel_mean, source.pixel_std) for v in views]
   return views_fn
 
 
@@ -195,17 +194,13 @@ def run_sslax(name: str, args) -> dict:
   config.accumulation_steps = args.accumulation_steps
   if args.remat:
     config.model.remat = True
+  config.online_probe.enabled = config.diagnostics.enabled = False  # the method's step alone
   config_lib.validate(config)
-  config = config_lib.with_precision(config)
-  method = get_method(config.method.name)
-  model = method.build(config)
-  schedule = optim.learning_rate_schedule(config.optimizer, batch, config.total_steps)
-  tx = optim.make_optimizer(config.optimizer, schedule)
-  state = parallel.replicate(train.initial_state(config, method, model, tx, 3), mesh)
-  info = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
-  step_fn = parallel.sharded_step(
-      train.make_train_step(method, model, tx, schedule, config, plain_views_fn(config, info), info),
-      mesh)
+  normalization = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+  source = pipeline.synthetic_images(8, (args.image_size, args.image_size, 3),  # shapes only
+                                     normalization=normalization)
+  run = assemble.build(config, mesh, source=source, views_fn=plain_views_fn(config, source))
+  state, step_fn = run.state, run.step_fn
   rng = np.random.default_rng(0)
   local = batch // jax.process_count()
   batches = [parallel.shard_host_batch(

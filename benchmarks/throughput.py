@@ -2,8 +2,8 @@
 
 Prints images/s (source images; each gives two views) as the median over repeated
 steps, compile time excluded and reported separately. Synthetic uint8 images, so no
-dataset is needed; the step is the trainer's own (sslax.train.make_train_step)
-run over every local device.
+dataset is needed; the step is the trainer's own, built by sslax.assemble.build from an
+injected synthetic source, run over every local device.
 
   python benchmarks/throughput.py            # ConvNet on 28x28x1 and ResNet-18 on 32x32x3, batch 256
   python benchmarks/throughput.py --models=resnet18 --batch_size=512 --image_size=64
@@ -24,8 +24,9 @@ import time
 import jax
 import numpy as np
 
+from sslax import assemble, parallel
 from sslax import config as config_lib
-from sslax import optim, parallel, train
+from sslax.data import pipeline
 from sslax.data.augment import default_view_config
 from sslax.methods import get_method
 from sslax.models import encoder_config
@@ -51,11 +52,6 @@ def make_config(model: str, batch_size: int, image_size: int):
   return config
 
 
-class _TenClasses:
-  """Stands in for a dataset in `train.with_num_classes`: the images are synthetic."""
-  num_classes = 10
-
-
 def load_config(path: str):
   spec = importlib.util.spec_from_file_location("experiment_config", path)
   module = importlib.util.module_from_spec(spec)
@@ -65,24 +61,17 @@ def load_config(path: str):
 
 def benchmark(name: str, config, channels: int, steps: int) -> dict:
   batch_size, image_size = config.batch_size, config.data.image_size
-  mesh = parallel.make_mesh()
-  parallel.check_batch_divisible(batch_size, mesh)
-  method = get_method(config.method.name)
-  model = method.build(config_lib.with_precision(train.with_num_classes(config, _TenClasses)))
-  schedule = optim.learning_rate_schedule(config.optimizer, batch_size, 10_000)
-  tx = optim.make_optimizer(config.optimizer, schedule)
-  state = parallel.replicate(train.initial_state(config, method, model, tx, channels), mesh)
-  info = {"mean": (0.5,) * channels, "std": (0.25,) * channels}
-  step_fn = parallel.sharded_step(
-      train.make_train_step(method, model, tx, schedule, config, train.make_views_fn(config, info),
-                            info), mesh)
-
-  rng = np.random.default_rng(0)
-  images = rng.integers(0, 256, size=(batch_size, image_size, image_size, channels), dtype=np.uint8)
+  config = config.copy_and_resolve_references()
+  config.online_probe.enabled = config.diagnostics.enabled = False  # the method's step alone
+  config.num_devices = -1
+  config_lib.validate(config)
+  mesh = assemble.make_mesh(config)
+  source = pipeline.synthetic_images(batch_size, (image_size, image_size, channels))
+  run = assemble.build(config, mesh, source=source)
+  state, step_fn = run.state, run.step_fn
   batches = [parallel.shard_host_batch(
-      {"image": images, "label": rng.integers(0, 10, size=batch_size, dtype=np.int32),
-       "position": np.arange(i * batch_size, (i + 1) * batch_size)}, mesh)
-      for i in range(2)]
+      {**source.get(np.arange(batch_size)), "position": np.arange(i * batch_size, (i + 1) * batch_size)},
+      mesh) for i in range(2)]
 
   start = time.perf_counter()
   state, metrics = step_fn(state, batches[0])

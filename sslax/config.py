@@ -1,16 +1,24 @@
 """The shape of an experiment config and its validation.
 
-Experiment files in configs/ start from `base_config()` and change what they
-need. `validate` runs before anything is built or compiled, and every message
-names the offending key and what it accepts.
+Experiment files in configs/ start from `base_config()` (or a preset of sslax/presets.py)
+and change what they need. `validate` runs before any data is opened or anything is built
+or compiled: it checks the run's own keys, then hands each part the config selects (the
+dataset, the encoder, the views, the method, the evaluation protocols) to that part's own
+validate hook. Every message names the offending key and what it accepts.
 """
 
 from __future__ import annotations
 
 import ml_collections
 
-from sslax import optim
-from sslax.errors import ConfigError
+from sslax import online_probe, optim
+from sslax.data import augment, datasets
+from sslax.data.augment import default_view_config
+from sslax.errors import ConfigError, require
+from sslax.evaluate.sgd_probe import default_config as sgd_probe_config
+from sslax.methods import get_method
+from sslax.methods.base import no_state
+from sslax.models import validate_encoder
 
 
 PRECISIONS = ("float32", "bfloat16")
@@ -50,13 +58,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer = optim.default_config()
   # While pretraining (sslax/online_probe.py): an online linear probe on stop-gradient
   # features, and RankMe / alignment / uniformity / collapse diagnostics every few steps.
-  from sslax import online_probe
   c.online_probe, c.diagnostics = online_probe.default_config()
 
   # Frozen evaluation (sslax/evaluate/frozen.py, docs/evaluation.md): every result in
   # eval.json is a named protocol with its settings. Per encoder (pretrained, random init)
   # the `protocols` run; the raw-input baseline runs the linear probe and few-label only.
-  from sslax.evaluate.sgd_probe import default_config as sgd_probe_config
   c.eval = ml_collections.ConfigDict(dict(
       enabled=True,
       # any of "linear_probe" (L-BFGS, L2 chosen on a held-out split), "knn", "sgd_probe"
@@ -89,7 +95,6 @@ def base_config() -> ml_collections.ConfigDict:
   # classifier trained with labels; --mode=finetune, or after the frozen evaluation if
   # enabled. MAE's recipe (He et al. 2022, table 9) without mixup, cutmix, RandAugment,
   # drop path; lr = base_lr * batch_size / 256 with lr_scaling "linear".
-  from sslax.data.augment import default_view_config
   c.finetune = ml_collections.ConfigDict(dict(
       enabled=False, total_steps=1000, batch_size=256, checkpoint_every_steps=500,
       # "pretrained": from the run's encoder; "random": the same protocol from a random
@@ -104,16 +109,18 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
-def _require(condition: bool, key: str, message: str) -> None:
-  if not condition:
-    raise ConfigError(f"config.{key}: {message}")
-
-
 def _choice(config: ml_collections.ConfigDict, key: str, choices) -> None:
   value = config
   for part in key.split("."):
     value = value[part]
-  _require(value in choices, key, f"{value!r} is not one of {sorted(choices)}")
+  require(value in choices, key, f"{value!r} is not one of {sorted(choices)}")
+
+
+def _positive_ints(config: ml_collections.ConfigDict, prefix: str, keys) -> None:
+  for key in keys:
+    value = config[key]
+    require(isinstance(value, int) and not isinstance(value, bool) and value > 0,
+            f"{prefix}{key}", f"must be a positive integer, got {value!r}")
 
 
 # What config.eval.protocols may name (sslax/evaluate/frozen.py runs them).
@@ -123,100 +130,95 @@ EVAL_PROTOCOLS = ("linear_probe", "knn", "sgd_probe", "few_label", "diagnostics"
 def _validate_eval(config: ml_collections.ConfigDict) -> None:
   """The eval block: protocol names, few-label specs, SGD-probe settings, transfer data."""
   ev = config.eval
-  _require(ev.knn_k > 0, "eval.knn_k", "must be > 0")
+  require(ev.knn_k > 0, "eval.knn_k", "must be > 0")
   protocols = tuple(ev.get("protocols", ()))
   unknown = sorted(set(protocols) - set(EVAL_PROTOCOLS))
-  _require(not unknown, "eval.protocols",
+  require(not unknown, "eval.protocols",
            f"unknown protocol(s) {unknown}; choose from {list(EVAL_PROTOCOLS)}")
   for f in ev.get("few_label_fractions", ()):
-    _require(0 < f <= 1, "eval.few_label_fractions", f"fractions of each class in (0, 1], got {f!r}")
+    require(0 < f <= 1, "eval.few_label_fractions", f"fractions of each class in (0, 1], got {f!r}")
   for k in ev.get("few_label_per_class", ()):
-    _require(isinstance(k, int) and k > 0, "eval.few_label_per_class",
+    require(isinstance(k, int) and k > 0, "eval.few_label_per_class",
              f"positive integers (labeled examples per class), got {k!r}")
   draws = ev.get("few_label_draws", 1)
-  _require(isinstance(draws, int) and draws > 0, "eval.few_label_draws",
+  require(isinstance(draws, int) and draws > 0, "eval.few_label_draws",
            f"must be a positive integer, got {draws!r}")
   if "sgd_probe" in ev:
     for key in ("batch_size", "epochs"):
-      _require(isinstance(ev.sgd_probe[key], int) and ev.sgd_probe[key] > 0, f"eval.sgd_probe.{key}",
+      require(isinstance(ev.sgd_probe[key], int) and ev.sgd_probe[key] > 0, f"eval.sgd_probe.{key}",
                f"must be a positive integer, got {ev.sgd_probe[key]!r}")
-    _require(ev.sgd_probe.base_lr > 0, "eval.sgd_probe.base_lr", "must be > 0")
-    _require(0 <= ev.sgd_probe.momentum < 1, "eval.sgd_probe.momentum", "must be in [0, 1)")
-    _require(ev.sgd_probe.weight_decay >= 0, "eval.sgd_probe.weight_decay", "must be >= 0")
+    require(ev.sgd_probe.base_lr > 0, "eval.sgd_probe.base_lr", "must be > 0")
+    require(0 <= ev.sgd_probe.momentum < 1, "eval.sgd_probe.momentum", "must be in [0, 1)")
+    require(ev.sgd_probe.weight_decay >= 0, "eval.sgd_probe.weight_decay", "must be >= 0")
   data = ev.get("data") or {}
   if data.get("name"):
-    _require(data.get("image_size", config.data.image_size) == config.data.image_size,
+    require(data.get("image_size", config.data.image_size) == config.data.image_size,
              "eval.data.image_size", f"the encoder takes data.image_size = {config.data.image_size}; "
              "leave it out (the evaluated images are resized to it)")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError for a value that cannot work; call before building anything."""
-  from sslax.methods import METHODS
-  from sslax.methods.base import no_state
-  from sslax.models import ENCODERS
-
-  for key in ("batch_size", "total_steps", "log_every_steps", "checkpoint_every_steps",
-              "keep_checkpoints"):
-    _require(isinstance(config[key], int) and config[key] > 0, key,
-             f"must be a positive integer, got {config[key]!r}")
-  _choice(config, "method.name", METHODS)
-  _choice(config, "model.name", ENCODERS)
+  _positive_ints(config, "", ("batch_size", "total_steps", "log_every_steps",
+                              "checkpoint_every_steps", "keep_checkpoints", "accumulation_steps"))
   _choice(config, "precision", PRECISIONS)
-  _require(isinstance(config.accumulation_steps, int) and config.accumulation_steps > 0,
-           "accumulation_steps", f"must be a positive integer, got {config.accumulation_steps!r}")
-  _require(config.batch_size % config.accumulation_steps == 0, "accumulation_steps",
-           f"{config.accumulation_steps} does not divide batch_size = {config.batch_size}; "
-           "choose a divisor of the batch size")
-  _require(config.accumulation_steps == 1 or METHODS[config.method.name].init_state is no_state,
-           "accumulation_steps", f"method {config.method.name!r} updates its state (target "
-           "network, queue, center) from each step's outputs, which accumulation would split "
-           "into micro-batches; set accumulation_steps=1 (supported for stateless methods)")
-  _choice(config, "optimizer.name", optim.OPTIMIZERS)
-  _choice(config, "optimizer.lr_scaling", optim.LR_SCALINGS)
-  _require(config.optimizer.base_lr > 0, "optimizer.base_lr", "must be > 0")
-  _require(config.optimizer.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0")
-  _require(config.optimizer.warmup_steps >= 0, "optimizer.warmup_steps", "must be >= 0")
-  from sslax.data import sequences, text
-  images = config.data.name not in sequences.DATASETS + text.DATASETS
-  if images:
-    _require(config.data.image_size > 0, "data.image_size", "must be > 0")
-  _validate_eval(config)
-  _require(0 < config.optimizer.get("layer_decay", 1.0) <= 1, "optimizer.layer_decay",
-           "must be in (0, 1]; 1: no layer-wise decay")
-  if "finetune" in config:
-    for key in ("total_steps", "batch_size", "checkpoint_every_steps"):
-      _require(isinstance(config.finetune[key], int) and config.finetune[key] > 0,
-               f"finetune.{key}", f"must be a positive integer, got {config.finetune[key]!r}")
-    _choice(config, "finetune.lr_scaling", optim.LR_SCALINGS)
-    _choice(config, "finetune.init", ("pretrained", "random"))
-    _require(config.finetune.base_lr > 0, "finetune.base_lr", "must be > 0")
-    _require(config.finetune.weight_decay >= 0, "finetune.weight_decay", "must be >= 0")
-    _require(0 < config.finetune.layer_decay <= 1, "finetune.layer_decay",
-             "must be in (0, 1]; 1: no layer-wise decay")
-    _require(0 <= config.finetune.label_smoothing < 1, "finetune.label_smoothing", "must be in [0, 1)")
-
-  method = METHODS[config.method.name]
-  if not images:
-    _require(len(config.views) == 0, "views",
-             f"{config.data.name} holds sequences or text, which take no image views (the "
-             f"method masks or corrupts its inputs itself); remove {sorted(config.views)}")
-  elif method.num_views is None:  # multi-crop: 2 global views (first in sorted order), any locals
-    _require(len(config.views) >= 2, "views",
-             f"method {method.name!r} takes 2 global views and any number of local ones, the "
-             f"config defines {len(config.views)} ({sorted(config.views)})")
-  else:
-    _require(len(config.views) == method.num_views, "views",
-             f"method {method.name!r} takes {method.num_views} views, the config defines "
-             f"{len(config.views)} ({sorted(config.views)})")
-  for name, view in config.views.items():
-    for prob in [k for k in view.keys() if k.endswith("_p")]:
-      _require(0.0 <= view[prob] <= 1.0, f"views.{name}.{prob}", f"a probability in [0, 1], got {view[prob]}")
-    lo, hi = view.crop_scale
-    _require(0 < lo <= hi <= 1, f"views.{name}.crop_scale", f"needs 0 < min <= max <= 1, got {(lo, hi)}")
-
+  require(config.batch_size % config.accumulation_steps == 0, "accumulation_steps",
+          f"{config.accumulation_steps} does not divide batch_size = {config.batch_size}; "
+          "choose a divisor of the batch size")
+  _validate_optimizer(config)
+  dataset = datasets.get_dataset(config.data.name)
+  dataset.validate(config)
+  validate_encoder(config.model)
+  method = get_method(config.method.name)
+  require(config.accumulation_steps == 1 or method.init_state is no_state,
+          "accumulation_steps", f"method {config.method.name!r} updates its state (target "
+          "network, queue, center) from each step's outputs, which accumulation would split "
+          "into micro-batches; set accumulation_steps=1 (supported for stateless methods)")
+  _validate_views(config, dataset.modality, method)
   # Each method's own keys must exist in its defaults: catches typos in config files.
   known = set(method.defaults().keys())
   unknown = set(config.method.keys()) - known
-  _require(not unknown, "method", f"unknown key(s) {sorted(unknown)} for method "
-           f"{method.name!r}; valid keys: {sorted(known)}")
+  require(not unknown, "method", f"unknown key(s) {sorted(unknown)} for method "
+          f"{method.name!r}; valid keys: {sorted(known)}")
+  _validate_eval(config)
+  _validate_finetune(config)
+
+
+def _validate_optimizer(config: ml_collections.ConfigDict) -> None:
+  _choice(config, "optimizer.name", optim.OPTIMIZERS)
+  _choice(config, "optimizer.lr_scaling", optim.LR_SCALINGS)
+  require(config.optimizer.base_lr > 0, "optimizer.base_lr", "must be > 0")
+  require(config.optimizer.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0")
+  require(config.optimizer.warmup_steps >= 0, "optimizer.warmup_steps", "must be >= 0")
+  require(0 < config.optimizer.get("layer_decay", 1.0) <= 1, "optimizer.layer_decay",
+          "must be in (0, 1]; 1: no layer-wise decay")
+
+
+def _validate_views(config: ml_collections.ConfigDict, modality: str, method) -> None:
+  """As many views as the method takes, each a valid augmentation (sslax/data/augment.py);
+  none for sequences and text, which the method masks or corrupts itself."""
+  if modality != "image":
+    require(len(config.views) == 0, "views",
+            f"{config.data.name} holds sequences or text, which take no image views (the "
+            f"method masks or corrupts its inputs itself); remove {sorted(config.views)}")
+  elif method.num_views is None:  # multi-crop: 2 global views (first in sorted order), any locals
+    require(len(config.views) >= 2, "views",
+            f"method {method.name!r} takes 2 global views and any number of local ones, the "
+            f"config defines {len(config.views)} ({sorted(config.views)})")
+  else:
+    require(len(config.views) == method.num_views, "views",
+            f"method {method.name!r} takes {method.num_views} views, the config defines "
+            f"{len(config.views)} ({sorted(config.views)})")
+  for name, view in config.views.items():
+    augment.validate_view(view, f"views.{name}")
+
+
+def _validate_finetune(config: ml_collections.ConfigDict) -> None:
+  ft = config.finetune
+  _positive_ints(ft, "finetune.", ("total_steps", "batch_size", "checkpoint_every_steps"))
+  _choice(config, "finetune.lr_scaling", optim.LR_SCALINGS)
+  _choice(config, "finetune.init", ("pretrained", "random"))
+  require(ft.base_lr > 0, "finetune.base_lr", "must be > 0")
+  require(ft.weight_decay >= 0, "finetune.weight_decay", "must be >= 0")
+  require(0 < ft.layer_decay <= 1, "finetune.layer_decay", "must be in (0, 1]; 1: no layer-wise decay")
+  require(0 <= ft.label_smoothing < 1, "finetune.label_smoothing", "must be in [0, 1)")

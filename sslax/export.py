@@ -30,6 +30,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from sslax import assemble, cli, parallel
+from sslax import config as config_lib
+from sslax.methods import get_method
+
 FORMAT = 1
 
 
@@ -70,26 +74,20 @@ def export_encoder(config: ml_collections.ConfigDict, workdir: str, out_dir: str
   """Writes EXPORT_DIR (module docstring) from the newest checkpoint in WORKDIR; -> export.json."""
   import orbax.checkpoint as ocp
 
-  from sslax import config as config_lib
-  from sslax import parallel, train
-  from sslax.methods import get_method
-
   config_lib.validate(config)
-  mesh = train.make_mesh(config)
-  model, state, info = train.restore_latest(config, workdir, mesh)
-  source = train.open_split(config, config.data.train_split)
-  config = train.with_num_classes(config, source)  # what the run's network was built with
-  method = get_method(config.method.name)
+  run = assemble.restore_latest(config, workdir, assemble.make_mesh(config))
+  model, state, source = run.model, run.state, run.source
+  config = assemble.with_num_classes(config, source)  # what the run's network was built with
   variables = parallel.to_host(encoder_variables(
-      method.evaluated_variables(config, state.params, state.batch_stats, state.method_state)))
-  input_key = getattr(source, "input_key", "image")
+      run.method.evaluated_variables(config, state.params, state.batch_stats, state.method_state)))
+  input_key = source.input_key
   if input_key == "image":
     size = config.data.image_size
-    shape = (size, size, source.image_shape[-1])
+    shape = (size, size, source.input_shape[-1])
     inputs = (jax.ShapeDtypeStruct((1, *shape), jnp.float32),)
   else:
     shape = tuple(source.input_shape)
-    inputs = (jax.ShapeDtypeStruct((1, *shape), jnp.int32 if input_key == "tokens" else jnp.float32),
+    inputs = (jax.ShapeDtypeStruct((1, *shape), source.dtype),
               jax.ShapeDtypeStruct((1, shape[0]), jnp.bool_))
   module = ExportedEncoder(model)
   features = jax.eval_shape(lambda v, *x: module.apply(v, *x, train=False), variables, *inputs)
@@ -97,9 +95,10 @@ def export_encoder(config: ml_collections.ConfigDict, workdir: str, out_dir: str
   meta = {
       "format": FORMAT, "method": config.method.name, "model": config.model.to_dict(),
       "precision": config.get("precision", "float32"),
-      "input_key": input_key, "modality": getattr(source, "modality", "image"),
+      "input_key": input_key, "modality": source.modality,
       "input_shape": list(shape), "input_dtype": str(inputs[0].dtype),
-      "normalization": ({"mean": list(map(float, info["mean"])), "std": list(map(float, info["std"])),
+      "normalization": ({"mean": list(map(float, source.pixel_mean)),
+                         "std": list(map(float, source.pixel_std)),
                          "applied_to": "pixels / 255 after resizing to input_shape"}
                         if input_key == "image" else None),
       "feature_dim": int(features.shape[-1]),
@@ -127,9 +126,6 @@ def load_encoder(export_dir: str) -> tuple[nn.Module, dict]:
   features [B, feature_dim]. Needs the export only: no checkpoint, optimizer or dataset."""
   import orbax.checkpoint as ocp
 
-  from sslax import config as config_lib
-  from sslax.methods import get_method
-
   export_dir = os.path.abspath(export_dir)
   with open(os.path.join(export_dir, "export.json")) as f:
     meta = json.load(f)
@@ -150,10 +146,9 @@ def main(argv) -> None:
   del argv
   from absl import flags
 
-  from sslax import train
 
   args = flags.FLAGS
-  meta = train.run_tool(lambda: export_encoder(args.config, args.workdir, args.out))
+  meta = cli.run_tool(lambda: export_encoder(args.config, args.workdir, args.out))
   print(f"exported the {meta['method']} encoder of step {meta['source']['step']} "
         f"({meta['variables']}, {meta['feature_dim']}-dim features) to {os.path.abspath(args.out)}",
         flush=True)

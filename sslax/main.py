@@ -1,4 +1,4 @@
-"""Command line: flags -> config -> pretrain, then evaluate.
+"""Command line and orchestration: flags -> config -> pretrain, then evaluate (or fine-tune).
 
   python -m sslax.main --config=configs/simclr_fashion_mnist.py --workdir=runs/simclr \
       [--config.batch_size=512 --config.total_steps=2000 ...]
@@ -11,13 +11,16 @@ same command again to resume (sslax/preemption.py).
 
 from __future__ import annotations
 
-from sslax.errors import ConfigError
-import logging
 import os
 import sys
 
+import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
+
+from sslax import assemble, cli, parallel, preemption, train
+from sslax import config as config_lib
+from sslax.evaluate import finetune, frozen
 
 config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics.jsonl, TensorBoard events and eval.json.")
@@ -71,25 +74,37 @@ def parse_flags(argv: list[str]) -> list[str]:
     sys.exit(f"error: {error}\nTry --helpfull.")
 
 
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Pretrains (or resumes), then runs the frozen evaluation and, if enabled, fine-tuning."""
+  state, model, mesh = train.train(config, workdir)
+  results = {}
+  if config.eval.enabled:
+    results = frozen.evaluate_run(config, model, state, mesh, workdir)
+  if config.finetune.enabled:
+    results["finetune"] = finetune.finetune_run(config, state, workdir)
+  return results
+
+
+def evaluate_latest(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Evaluates the newest checkpoint in WORKDIR without training."""
+  config_lib.validate(config)
+  run = assemble.restore_latest(config, workdir, assemble.make_mesh(config))
+  return frozen.evaluate_run(config, run.model, run.state, run.mesh, workdir)
+
+
+MODES = {"train_and_evaluate": train_and_evaluate, "train": train.train,
+         "evaluate": evaluate_latest, "finetune": finetune.finetune_latest}
+
+
 def main(argv):
   del argv
-  logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-  for noisy in ("absl", "orbax", "jax", "tensorflow", "tensorflow_datasets"):
-    logging.getLogger(noisy).setLevel(logging.WARNING)
-
-  from sslax import config as config_lib, parallel, preemption, train
-  from sslax.data.pipeline import DatasetNotFoundError
-  from sslax.evaluate import finetune
-
+  cli.setup_logging()
   parallel.maybe_initialize_distributed()
   config = FLAGS.config
-  run = {"train_and_evaluate": train.train_and_evaluate, "train": train.train,
-         "evaluate": train.evaluate_latest, "finetune": finetune.finetune_latest}[FLAGS.mode]
   try:
     config_lib.validate(config)  # before anything is built or compiled
-    run(config, FLAGS.workdir)
-  except (ConfigError, DatasetNotFoundError, FileNotFoundError, FileExistsError) as error:
-    # Errors the user can fix: the message says how; a traceback would bury it.
+    MODES[FLAGS.mode](config, FLAGS.workdir)
+  except cli.USER_ERRORS as error:
     sys.exit(f"error: {error}")
   except preemption.Preempted as stopped:
     # A clean stop with its own status, so a resume loop knows to run again.

@@ -45,7 +45,7 @@ def nearest(table: np.ndarray, query: int, k: int, exclude: set[int]) -> list[tu
 
 def load_run(workdir: str):
   """-> (config, vocabulary, embedding table [V, D] numpy) of the newest checkpoint."""
-  from sslax import config as config_lib, train
+  from sslax import assemble, parallel
   from sslax.data import text
   from sslax.methods import get_method
 
@@ -61,9 +61,7 @@ def load_run(workdir: str):
         f"{workdir} holds a {config.method.name} run on {config.data.name}, which learns no word "
         "embeddings: use a run of skipgram, masked_token or next_token on a text dataset "
         f"({', '.join(text.DATASETS)})")
-  mesh = train.make_mesh(config)
-  _, state, _ = train.restore_latest(config, workdir, mesh)
-  from sslax import parallel
+  state = assemble.restore_latest(config, workdir, assemble.make_mesh(config)).state
   table = np.asarray(method.token_embeddings(parallel.to_host(state.params)), np.float64)
   return config, text.build_vocabulary(config.data), table
 

@@ -3,7 +3,8 @@ and representation diagnostics. Neither changes the method's parameters.
 
 * The online linear probe (config.online_probe): a linear classifier on stop-gradient
   features of the first training view, trained alongside pretraining with its own Adam,
-  as BYOL's and solo-learn's online classifier. Its accuracy is measured on each training
+  as BYOL's and solo-learn's online classifier, inside the training step's program
+  (sslax/step.py) on the views the step already made. Its accuracy is measured on each training
   batch *before* the probe steps on it. It reads augmented training views and a
   moving encoder, so it is a progress signal, logged as `online_probe/accuracy` and
   reported apart from the offline protocols (sslax/evaluate/frozen.py), never mixed
@@ -27,7 +28,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from jax.experimental import multihost_utils
 
 from sslax import parallel
 
@@ -47,7 +47,8 @@ def _encoder_args(views: list, batch: dict, index: int) -> tuple:
   return (views[index],) if mask is None else (views[index], mask)
 
 
-def _features(method, model, config, state, views, batch, index: int) -> jax.Array:
+def features(method, model, config, state, views, batch, index: int) -> jax.Array:
+  """Stop-gradient evaluated features of view `index`: what the probe and diagnostics read."""
   variables = method.evaluated_variables(config, state.params, state.batch_stats, state.method_state)
   out = model.apply(variables, *_encoder_args(views, batch, index), train=False, method="encode")
   return jax.lax.stop_gradient(out.astype(jnp.float32))
@@ -64,30 +65,27 @@ def init_probe(config: ml_collections.ConfigDict, model, variables: dict, exampl
   return {"params": params, "opt_state": optax.adam(config.online_probe.learning_rate).init(params)}
 
 
-def make_probe_step(method, model, config: ml_collections.ConfigDict, views_fn: Callable,
-                    input_key: str) -> Callable:
-  """The per-device fn(state, batch) -> (state with the probe stepped, metrics), for
-  parallel.sharded_step. Cross-entropy and accuracy are global-batch means."""
-  axis = parallel.DATA_AXIS
+def make_probe_update(method, model, config: ml_collections.ConfigDict) -> Callable:
+  """-> fn(state, views, batch, axis_name) -> (new probe, metrics), called inside the training
+  step on the views it made. Cross-entropy and accuracy are global-batch means."""
   tx = optax.adam(config.online_probe.learning_rate)
 
-  def per_device(state, batch):
-    views = views_fn(batch[input_key], batch["position"])
-    features = _features(method, model, config, state, views, batch, 0)
+  def update(state, views, batch, axis_name):
+    x = features(method, model, config, state, views, batch, 0)
     labels = batch["label"]
 
     def loss_fn(params):
-      logits = features @ params["w"] + params["b"]
+      logits = x @ params["w"] + params["b"]
       ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-      return parallel.global_mean(ce, axis), logits
+      return parallel.global_mean(ce, axis_name), logits
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.probe["params"])
-    accuracy = parallel.global_mean((jnp.argmax(logits, -1) == labels).astype(jnp.float32), axis)
+    accuracy = parallel.global_mean((jnp.argmax(logits, -1) == labels).astype(jnp.float32), axis_name)
     updates, opt_state = tx.update(grads, state.probe["opt_state"], state.probe["params"])
     probe = {"params": optax.apply_updates(state.probe["params"], updates), "opt_state": opt_state}
-    return state.replace(probe=probe), {"online_probe/loss": loss, "online_probe/accuracy": accuracy}
+    return probe, {"online_probe/loss": loss, "online_probe/accuracy": accuracy}
 
-  return per_device
+  return update
 
 
 def make_embed_views(method, model, config: ml_collections.ConfigDict, views_fn: Callable,
@@ -97,16 +95,13 @@ def make_embed_views(method, model, config: ml_collections.ConfigDict, views_fn:
   def per_device(state, batch):
     views = views_fn(batch[input_key], batch["position"])
     pair = len(views) > 1 and views[1].shape == views[0].shape
-    return tuple(_features(method, model, config, state, views, batch, i)
+    return tuple(features(method, model, config, state, views, batch, i)
                  for i in range(2 if pair else 1))
 
-  mapped = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(jax.sharding.PartitionSpec(),
-                                                                  jax.sharding.PartitionSpec(parallel.DATA_AXIS)),
-                                 out_specs=jax.sharding.PartitionSpec(parallel.DATA_AXIS),
-                                 check_vma=True))
+  mapped = parallel.sharded_apply(per_device, mesh)
 
   def embed(state, batch) -> list[np.ndarray]:
-    return [np.asarray(multihost_utils.process_allgather(z, tiled=True)) for z in mapped(state, batch)]
+    return [parallel.gather_to_host(z) for z in mapped(state, batch)]
   return embed
 
 

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 DATA_AXIS = "data"
@@ -172,6 +173,11 @@ def sharded_apply(fn: Callable, mesh: jax.sharding.Mesh) -> Callable:
   mapped = jax.shard_map(
       fn, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=P(DATA_AXIS), check_vma=True)
   return jax.jit(mapped)
+
+
+def gather_to_host(x: jax.Array) -> np.ndarray:
+  """A batch-sharded global array -> the whole of it as numpy on every process."""
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
 def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:

@@ -73,20 +73,21 @@ def reconstruction_rows(config, workdir: str, *, num_images: int = 8, split: str
   if empty)."""
   import jax
 
+  from sslax import assemble, parallel
   from sslax import config as config_lib
-  from sslax import parallel, train
   from sslax.data import augment
 
   config_lib.validate(config)
   method = _require_reconstruction(config)
-  model, state, info = train.restore_latest(config, workdir, train.make_mesh(config))
+  run = assemble.restore_latest(config, workdir, assemble.make_mesh(config))
+  model, state = run.model, run.state
 
-  source = train.open_split(config, split or config.data.test_split)
+  source = assemble.open_split(config, split or config.data.test_split)
   if not 0 < num_images <= len(source):
     raise ConfigError(f"--num_images: {num_images}, but the split has {len(source)} "
                                  f"images; choose 1 to {len(source)}")
   images = source.get(np.arange(num_images))["image"]
-  mean, std = np.asarray(info["mean"], np.float32), np.asarray(info["std"], np.float32)
+  mean, std = np.asarray(run.source.pixel_mean, np.float32), np.asarray(run.source.pixel_std, np.float32)
   views = augment.normalize(augment.center_view(images, config.data.image_size), mean, std)
   keys = jax.random.split(jax.random.key(config.seed), num_images)
   variables = parallel.to_host({"params": state.params, "batch_stats": state.batch_stats})
@@ -108,11 +109,11 @@ def main(argv) -> None:
   del argv
   from absl import flags
 
-  from sslax import train
+  from sslax import cli
 
   args = flags.FLAGS
-  rows = train.run_tool(lambda: reconstruction_rows(args.config, args.workdir,
-                                                    num_images=args.num_images, split=args.split))
+  rows = cli.run_tool(lambda: reconstruction_rows(args.config, args.workdir,
+                                                  num_images=args.num_images, split=args.split))
   height = rows["input"].shape[1]
   write_png(args.out, picture_grid([rows[k] for k in ROWS], scale=args.scale or auto_scale(height)))
   print(f"wrote {args.out}: rows {', '.join(ROWS)}; {args.num_images} images", flush=True)

@@ -82,7 +82,7 @@ def test_local_fashion_mnist_roundtrip(tiny_fashion_mnist):
     )
     for in_memory in (True, False):
       source = pipeline.open_source("fashion_mnist", split, data_dir=data_dir, in_memory=in_memory)
-      assert (len(source), source.num_classes, source.image_shape) == (len(arrays[split][0]), 10, (28, 28, 1))
+      assert (len(source), source.num_classes, source.input_shape) == (len(arrays[split][0]), 10, (28, 28, 1))
       got = source.get(np.arange(len(source)))
       assert got["image"].dtype == np.uint8 and got["label"].dtype == np.int32
       _check_roundtrip(got["image"], got["label"], arrays[split])
@@ -180,9 +180,9 @@ def test_eval_batches_cover_each_example_once():
     assert all(len(b) == 3 for b in per_host)  # ceil(11 / 4) on every host
     seen = []
     for step in range(3):
-      batch = {k: np.concatenate([b[step][k] for b in per_host]) for k in ("image", "label", "mask")}
-      assert batch["mask"].dtype == bool and batch["image"].shape == (4, 4, 4, 1)
-      seen.append(batch["image"][batch["mask"]][:, 0, 0, 0])
+      batch = {k: np.concatenate([b[step][k] for b in per_host]) for k in ("image", "label", "valid")}
+      assert batch["valid"].dtype == bool and batch["image"].shape == (4, 4, 4, 1)
+      seen.append(batch["image"][batch["valid"]][:, 0, 0, 0])
     np.testing.assert_array_equal(np.concatenate(seen), np.arange(11))  # in order, none dropped or repeated
 
 
@@ -220,8 +220,8 @@ def test_mocked_in_memory_datasets(name, split, shape):
   with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
     source = pipeline.open_source(name, split, download=True, in_memory=True)
   assert isinstance(source, pipeline.InMemorySource)
-  assert (len(source), source.image_shape, source.num_classes) == (6, shape, 10)
-  assert source.image_shape[-1] == pipeline.DATASET_INFO[name]["channels"]
+  assert (len(source), source.input_shape, source.num_classes) == (6, shape, 10)
+  assert source.input_shape[-1] == pipeline.DATASET_INFO[name]["channels"]
   batch = next(pipeline.host_batches(source, global_batch=4, seed=0, process_index=0, process_count=1))
   assert batch["image"].shape == (4, *shape) and batch["image"].dtype == np.uint8
   assert batch["label"].dtype == np.int32 and ((batch["label"] >= 0) & (batch["label"] < 10)).all()
@@ -231,7 +231,7 @@ def test_mocked_imagenet_random_access_resizes():
   with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
     source = pipeline.open_source("imagenet2012", "train", image_size=24, download=True, in_memory=False)
     assert isinstance(source, pipeline.RandomAccessSource)
-    assert (len(source), source.image_shape, source.num_classes) == (5, (24, 24, 3), 1000)
+    assert (len(source), source.input_shape, source.num_classes) == (5, (24, 24, 3), 1000)
     batch = source.get(np.array([4, 0, 2, 0]))
     eval_batch = next(pipeline.eval_batches(source, 8, process_index=0, process_count=1))
     whole = pipeline.open_source("imagenet2012", "validation", image_size=24, download=True, in_memory=True)
@@ -239,7 +239,7 @@ def test_mocked_imagenet_random_access_resizes():
   assert batch["image"].shape == (4, 24, 24, 3) and batch["image"].dtype == np.uint8
   assert batch["label"].dtype == np.int32 and ((batch["label"] >= 0) & (batch["label"] < 1000)).all()
   np.testing.assert_array_equal(batch["image"][1], batch["image"][3])  # same index, same pixels
-  np.testing.assert_array_equal(eval_batch["mask"], np.arange(8) < 5)
+  np.testing.assert_array_equal(eval_batch["valid"], np.arange(8) < 5)
 
 
 def test_resize_center_crop():

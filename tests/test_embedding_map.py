@@ -18,6 +18,7 @@ from PIL import Image
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from sslax import assemble
 from sslax.evaluate import embedding_map
 
 
@@ -68,7 +69,7 @@ def test_embedding_map_of_a_checkpoint(tmp_path):
     env.setenv("SSLAX_FASHION_MNIST_DIR", str(tmp_path / "idx"))
     config = tiny_config(str(tmp_path / "tfds"))
     workdir = str(tmp_path / "run")
-    state = train.build(config, train.make_mesh(config))[4]  # a step-0 checkpoint is enough
+    state = assemble.build(config, assemble.make_mesh(config)).state  # a step-0 checkpoint is enough
     saver = checkpoint.Checkpointer(workdir, async_save=False)
     saver.save(0, state)
     saver.close()

@@ -22,6 +22,7 @@ All datasets share a few shapes so the jit'ed fits compile only a few times.
 
 from __future__ import annotations
 
+from sslax import assemble
 from sslax.errors import ConfigError
 import json
 import os
@@ -278,11 +279,11 @@ def tiny_run(tmp_path_factory):
     env.setenv("SSLAX_FASHION_MNIST_DIR", str(root / "idx"))
     config = tiny_config(str(root / "tfds"))
     config.num_devices = 1
-    mesh = train.make_mesh(config)
-    built = train.build(config, mesh)  # (method, source, info, model, state, ...)
+    mesh = assemble.make_mesh(config)
+    built = assemble.build(config, mesh)
     workdir = str(root / "run")
     os.makedirs(workdir)
-    yield config, workdir, built[4], built[3], mesh
+    yield config, workdir, built.state, built.model, mesh
 
 
 def test_evaluate_run_writes_every_protocol(tiny_run):

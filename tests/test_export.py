@@ -11,6 +11,9 @@ import jax
 import numpy as np
 import pytest
 
+from sslax import config as config_lib
+from sslax import assemble
+from sslax import step as step_lib
 from sslax import export, train
 from sslax.data import augment
 from tests.helpers import tiny_config, write_tiny_fashion_mnist
@@ -27,7 +30,7 @@ def exported(tmp_path_factory):
     workdir = str(root / "run")
     state, model, _ = train.train(config, workdir)
     meta = export.export_encoder(config, workdir, str(root / "export"))
-    images = train.open_split(config, "test").get(np.arange(12))["image"]
+    images = assemble.open_split(config, "test").get(np.arange(12))["image"]
     yield config, workdir, state, model, meta, str(root / "export"), images
 
 
@@ -57,7 +60,7 @@ def test_loaded_encoder_gives_the_runs_features(exported):
   assert features.shape == (12, meta["feature_dim"])
   np.testing.assert_allclose(features, expected, rtol=1e-6, atol=1e-6)
   # The run trained: its encoder is not the random initialization's.
-  initial = train.init_variables(model, train.config_lib.with_precision(exported[0]), 1)
+  initial = step_lib.init_variables(model, config_lib.with_precision(exported[0]), 1)
   assert not np.allclose(np.asarray(model.apply(initial, x, train=False, method="encode")), expected)
 
 

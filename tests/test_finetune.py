@@ -31,6 +31,8 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
+from sslax import assemble
+from sslax import step as step_lib
 from sslax import optim, train
 from sslax.data.pipeline import DATASET_INFO
 from sslax.evaluate import finetune
@@ -277,7 +279,7 @@ def test_finetune_without_a_checkpoint_says_pretrain_first(data_dir, tmp_path):
 def test_refuses_to_resume_the_fine_tuning_of_an_older_checkpoint(run):
   """WORKDIR/finetune holds the fine-tuning of step 4; pretraining has since reached step 8."""
   config, workdir, _ = run
-  newer = train.TrainState(step=np.int32(8), params={}, batch_stats={}, opt_state={}, method_state={})
+  newer = step_lib.TrainState(step=np.int32(8), params={}, batch_stats={}, opt_state={}, method_state={})
   with pytest.raises(FileExistsError, match=r"checkpoint of step 4, not the newest \(8\): delete"):
     finetune.finetune_run(config, newer, workdir)
 
@@ -295,8 +297,8 @@ def test_random_init_baseline_fine_tunes_the_same_protocol_from_the_initializati
     assert json.load(f) == json.loads(json.dumps(results))
   assert results["init"] == "random" and results["pretrained_step"] == 0 and results["steps"] == 4
   ft = finetune.finetune_config(config)
-  init = flat(train.init_variables(get_method("supervised").build(train.with_num_classes(
-      ft, train.open_split(ft, "train"))), ft, 1)["params"]["encoder"])
+  init = flat(step_lib.init_variables(get_method("supervised").build(assemble.with_num_classes(
+      ft, assemble.open_split(ft, "train"))), ft, 1)["params"]["encoder"])
   tuned = flat(restore(os.path.join(workdir, "finetune_random_init"), 4)["params"]["encoder"])
   pretrained = flat(restore(workdir, 4)["params"]["encoder"])
   for name in [n for n in tuned if n.startswith("stage1")]:

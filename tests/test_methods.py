@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from sslax import step as step_lib
 from sslax import parallel, train
 from sslax.methods import get_method
 from sslax.methods.base import StepInputs
@@ -78,7 +79,7 @@ def test_simsiam_gradient_reaches_predictor_and_encoder(data_dir):
   config = method_config("simsiam", data_dir)
   method = get_method("simsiam")
   model = method.build(config)
-  variables = train.init_variables(model, config, 1)
+  variables = step_lib.init_variables(model, config, 1)
   rng = np.random.default_rng(0)
   views = [jnp.asarray(rng.normal(size=(8, 28, 28, 1)), jnp.float32) for _ in range(2)]
 

@@ -22,6 +22,8 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
+from sslax import assemble
+from sslax import step as step_lib
 from sslax import checkpoint as checkpoint_lib
 from sslax.errors import ConfigError
 from sslax import optim, parallel, train
@@ -158,7 +160,7 @@ def test_resume_restores_method_state(runs):
 
 
 def initial_params(r):
-  return host(train.init_variables(r["model"], r["config"], 1)["params"])
+  return host(step_lib.init_variables(r["model"], r["config"], 1)["params"])
 
 
 def test_frozen_head_layer_unchanged_then_trained(runs):
@@ -210,11 +212,11 @@ def global_crop_embeddings(r, params, batch_stats, step):
   batch of `step` ([2, BATCH, dim], global order), by the network with the given
   variables in train mode on one device."""
   config = r["config"]
-  source = train.open_split(config, config.data.train_split)
+  source = assemble.open_split(config, config.data.train_split)
   batches = pipeline.host_batches(source, global_batch=BATCH, seed=config.seed, start_step=step)
   batch = next(batches)
   batches.close()
-  views = train.make_views_fn(config, train.dataset_info(config, source))(
+  views = step_lib.make_views_fn(config, source)(
       jnp.asarray(batch["image"]), jnp.asarray(batch["position"]))
   model = r["model"]
 

@@ -12,6 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from sslax import optim
+from sslax import assemble
+from sslax import step as step_lib
 from sslax import train
 from sslax.data import pipeline
 from sslax.methods import get_method
@@ -68,12 +71,12 @@ def test_first_probe_step_is_adam_on_cross_entropy_of_the_features(data_dir, tmp
   config.total_steps = 1
   state, model, _ = train.train(config, str(tmp_path / "run"))
 
-  source = train.open_split(config, config.data.train_split)
+  source = assemble.open_split(config, config.data.train_split)
   method = get_method(config.method.name)
-  initial = train.initial_state(train.with_num_classes(config, source), method, model,
-                                train.optim.make_optimizer(config.optimizer, lambda s: 0.0), source)
+  initial = step_lib.initial_state(assemble.with_num_classes(config, source), method, model,
+                                optim.make_optimizer(config.optimizer, lambda s: 0.0), source)
   batch = next(iter(pipeline.host_batches(source, global_batch=config.batch_size, seed=config.seed)))
-  views = train.make_views_fn(config, train.dataset_info(config, source))(
+  views = step_lib.make_views_fn(config, source)(
       jnp.asarray(batch["image"]), jnp.asarray(batch["position"]))
   variables = {"params": initial.params, "batch_stats": initial.batch_stats}
   x = np.asarray(model.apply(variables, views[0], train=False, method="encode"), np.float64)

@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from sslax import main
+from sslax import step as step_lib
 from sslax import checkpoint as checkpoint_lib
 from sslax.errors import ConfigError
 from sslax import parallel, train
@@ -102,7 +104,7 @@ def test_rotation_loss_is_cross_entropy_with_the_rotation_labels(data_dir):
   (rotation k of every image labelled k), all 4B images in one BatchNorm batch."""
   config = method_config("rotation", data_dir)
   model = rotation.build(config)
-  variables = train.init_variables(model, config, 1)
+  variables = step_lib.init_variables(model, config, 1)
   kernel = variables["params"]["classifier"]["dense_out"]["kernel"]
   variables["params"]["classifier"]["dense_out"]["kernel"] = kernel * 30.0  # spread the logits
   images = np.random.default_rng(1).normal(size=(4, 28, 28, 1)).astype(np.float32)
@@ -338,7 +340,7 @@ def test_same_losses_on_1_and_8_devices_and_frozen_evaluation(name, data_dir, tm
     config = method_config(name, data_dir, devices)
     workdir = str(tmp_path / f"d{devices}")
     if devices == 1:  # pretrain, then the frozen evaluation every method goes through
-      results = train.train_and_evaluate(config, workdir)
+      results = main.train_and_evaluate(config, workdir)
       with open(os.path.join(workdir, "eval.json")) as f:
         saved = json.load(f)
       assert saved["step"] == 4

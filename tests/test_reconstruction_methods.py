@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from sslax import step as step_lib
 from sslax import config as config_lib
 from sslax import losses, parallel, train
 from sslax.errors import ConfigError
@@ -195,7 +196,7 @@ def network(name: str, data_name: str = "fashion_mnist", size: int = 28):
   method = {"denoising_ae": denoising_ae, "inpainting": inpainting, "colorization": colorization}[name]
   config = tiny_model_config(name, data_name, size)
   model = method.build(config)
-  return model, train.init_variables(model, config, 3 if name == "colorization" else 1)
+  return model, step_lib.init_variables(model, config, 3 if name == "colorization" else 1)
 
 
 def loss_and_output(method, config, views, ks, mean=MEAN, std=STD, network_input=None):

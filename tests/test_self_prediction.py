@@ -17,6 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from sslax.data import pipeline
+from sslax import assemble
+from sslax import step as step_lib
 from sslax.errors import ConfigError
 from sslax import parallel, train
 from sslax.methods import data2vec, get_method, mae
@@ -229,7 +232,7 @@ def numpy_mae_loss_flat(pred, target, mask):
 def test_mae_reconstruction_keeps_the_visible_patches(data_dir):
   config = method_config("mae", data_dir)
   model = mae.build(config)
-  variables = train.init_variables(model, config, 1)
+  variables = step_lib.init_variables(model, config, 1)
   views = jnp.asarray(np.random.default_rng(0).normal(size=(2, 28, 28, 1)), jnp.float32)
   out = {k: np.asarray(v) for k, v in mae.reconstruct(model, variables, views, keys(2), config.method).items()}
   _, mask, _ = mae.random_masking(keys(2), 16, config.method.mask_ratio)
@@ -256,7 +259,7 @@ def test_data2vec_targets_average_the_normalized_top_blocks(data_dir, target_nor
   config = method_config("data2vec", data_dir)
   config.model.depth = 3
   model = data2vec.build(config)
-  variables = train.init_variables(model, config, 1)
+  variables = step_lib.init_variables(model, config, 1)
   x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 28, 28, 1)), jnp.float32)
   outputs = model.apply(variables, model.apply(variables, x, method=lambda m, x: m.encoder.embed(x)),
                         method=lambda m, t: m.encoder.block_outputs(t))
@@ -332,7 +335,7 @@ def test_data2vec_teacher_follows_the_ema_of_the_student(runs, data_dir):
   _, state = runs["data2vec", 1]
   teacher = state.method_state["teacher"].ema.target["encoder"]
   student = state.params["encoder"]
-  init = train.init_variables(data2vec.build(method_config("data2vec", data_dir)),
+  init = step_lib.init_variables(data2vec.build(method_config("data2vec", data_dir)),
                               method_config("data2vec", data_dir), 1)["params"]["encoder"]
   k = teacher["block_0"]["mlp"]["fc1"]["kernel"]
   assert not np.allclose(k, student["block_0"]["mlp"]["fc1"]["kernel"])
@@ -348,8 +351,8 @@ def test_vit_is_the_encoder_of_joint_embedding_methods(name, data_dir):
     config.method.head_hidden = 16
     config.method.head_bottleneck = 8
   mesh = parallel.make_mesh(2)
-  method, source, info, model, state, step_fn, *_ = train.build(config, mesh)
-  batch = next(iter(train.pipeline.host_batches(source, global_batch=16, seed=0, start_step=0)))
+  method, source, _, model, state, step_fn, _ = assemble.build(config, mesh)
+  batch = next(iter(pipeline.host_batches(source, global_batch=16, seed=0, start_step=0)))
   state, metrics = step_fn(state, parallel.shard_host_batch(
       {k: batch[k] for k in ("image", "label", "position")}, mesh))
   assert np.isfinite(float(parallel.to_host(metrics)["loss"]))

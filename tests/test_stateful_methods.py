@@ -13,6 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from sslax.data import pipeline
+from sslax import assemble
+from sslax import step as step_lib
 from sslax import checkpoint as checkpoint_lib
 from sslax import optim, parallel, train
 from sslax.methods import get_method
@@ -90,7 +93,7 @@ def test_target_follows_its_recursion_over_one_step(name, data_dir, tmp_path):
   method = get_method(name)
   model = method.build(config)
   schedule = optim.learning_rate_schedule(config.optimizer, config.batch_size, config.total_steps)
-  initial = train.initial_state(config, method, model, optim.make_optimizer(config.optimizer, schedule), 1)
+  initial = step_lib.initial_state(config, method, model, optim.make_optimizer(config.optimizer, schedule), 1)
   state, _, _ = train.train(config, str(tmp_path / "run"))
   state = host(state)
   tau0 = config.method.base_momentum  # the cosine schedule starts at tau_base too
@@ -119,11 +122,11 @@ def test_moco_queue_holds_the_global_batch_keys_in_order(data_dir, tmp_path):
   queue = host(state).method_state["queue"]
 
   method = get_method("moco_v2")
-  source = train.open_split(config, config.data.train_split)
+  source = assemble.open_split(config, config.data.train_split)
   schedule = optim.learning_rate_schedule(config.optimizer, config.batch_size, 1)
-  initial = train.initial_state(config, method, model, optim.make_optimizer(config.optimizer, schedule), 1)
-  batch = next(iter(train.pipeline.host_batches(source, global_batch=16, seed=config.seed, start_step=0)))
-  views = train.make_views_fn(config, train.dataset_info(config, source))(
+  initial = step_lib.initial_state(config, method, model, optim.make_optimizer(config.optimizer, schedule), 1)
+  batch = next(iter(pipeline.host_batches(source, global_batch=16, seed=config.seed, start_step=0)))
+  views = step_lib.make_views_fn(config, source)(
       jnp.asarray(batch["image"]), jnp.asarray(batch["position"]))
 
   def keys(view):  # BatchNorm syncs over the mesh axis: name it with a vmap over 1 "device"

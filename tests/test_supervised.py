@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from sslax import step as step_lib
 from sslax import parallel, train
 from sslax.methods import get_method
 from sslax.methods.base import StepInputs
@@ -62,7 +63,7 @@ def loss_and_logits(config, labels: np.ndarray, seed: int = 0, classifier_scale:
   multiplies the classifier's kernel, to spread the near-uniform outputs at initialization."""
   method = get_method("supervised")
   model = method.build(config)
-  variables = train.init_variables(model, config, 1)
+  variables = step_lib.init_variables(model, config, 1)
   variables["params"]["classifier"]["kernel"] = variables["params"]["classifier"]["kernel"] * classifier_scale
   view = jnp.asarray(np.random.default_rng(seed).normal(size=(len(labels), 28, 28, 1)), jnp.float32)
 
@@ -106,7 +107,7 @@ def test_loss_depends_on_the_labels(data_dir):
 def test_encode_is_backbone_features_and_classifier_has_num_classes(data_dir):
   config = supervised_config(data_dir)
   model = get_method("supervised").build(config)
-  variables = train.init_variables(model, config, 1)
+  variables = step_lib.init_variables(model, config, 1)
   x = jnp.zeros((2, 28, 28, 1))
   features = model.apply(variables, x, train=False, method="encode")
   assert features.shape == (2, config.model.widths[-1])

@@ -3,6 +3,8 @@ resume, checkpoint fallback, bad inputs, evaluation output."""
 
 from __future__ import annotations
 
+from sslax import main
+from sslax import step as step_lib
 from sslax.errors import ConfigError
 import json
 import os
@@ -168,7 +170,7 @@ def test_train_and_evaluate_writes_eval_json(data_dir, tmp_path):
   config = tiny_config(data_dir)
   config.total_steps = 2
   workdir = str(tmp_path / "run")
-  results = train.train_and_evaluate(config, workdir)
+  results = main.train_and_evaluate(config, workdir)
   with open(os.path.join(workdir, "eval.json")) as f:
     saved = json.load(f)
   assert saved["step"] == 2
@@ -182,7 +184,7 @@ def test_train_and_evaluate_writes_eval_json(data_dir, tmp_path):
 
   # --mode=evaluate: the newest checkpoint, without training further.
   os.remove(os.path.join(workdir, "eval.json"))
-  again = train.evaluate_latest(config, workdir)
+  again = main.evaluate_latest(config, workdir)
   assert again["step"] == 2
   np.testing.assert_allclose(again["pretrained"]["linear_probe"]["accuracy"],
                              saved["pretrained"]["linear_probe"]["accuracy"])
@@ -227,19 +229,20 @@ def test_every_config_file_validates_and_builds(name, tmp_path):
         config.data.path = write_tiny_fortunes(tmp_path / "fortunes")
     length = config.data.max_length
     source = types.SimpleNamespace(
-        input_key="tokens" if tokens else "frames",
+        input_key="tokens" if tokens else "frames", dtype=np.int32 if tokens else np.float32,
         input_shape=(length,) if tokens else (length, SEQUENCE_FEATURES[config.data.name]))
     model = get_method(config.method.name).build(config)
-    shapes = jax.eval_shape(lambda: train.init_variables(model, config, source))
+    shapes = jax.eval_shape(lambda: step_lib.init_variables(model, config, source))
     assert shapes["params"] and not config.views
     return
   channels = 1 if config.data.name == "fashion_mnist" else 3
   size = config.data.image_size
   model = get_method(config.method.name).build(config)
-  shapes = jax.eval_shape(lambda: train.init_variables(model, config, channels))
+  shapes = jax.eval_shape(lambda: step_lib.init_variables(model, config, channels))
   assert shapes["params"]
   views = jax.eval_shape(
-      train.make_views_fn(config, {"mean": (0.5,) * channels, "std": (0.25,) * channels}),
+      step_lib.make_views_fn(config, types.SimpleNamespace(
+          input_key="image", pixel_mean=(0.5,) * channels, pixel_std=(0.25,) * channels)),
       jax.ShapeDtypeStruct((2, size, size, channels), jnp.uint8), jax.ShapeDtypeStruct((2,), jnp.int32))
   from sslax.data.augment import view_size
   assert [v.shape for v in views] == [(2, view_size(v, size), view_size(v, size), channels)

@@ -45,6 +45,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from sslax.errors import require
+
 __all__ = [
     "default_view_config",
     "byol_view_configs",
@@ -105,6 +107,14 @@ def default_view_config(**overrides) -> ml_collections.ConfigDict:
   for name, value in overrides.items():
     cfg[name] = tuple(value) if isinstance(value, list) else value
   return cfg
+
+
+def validate_view(view: ml_collections.ConfigDict, key: str) -> None:
+  """Raises ConfigError for a view config (at config.KEY) that cannot work."""
+  for prob in [k for k in view.keys() if k.endswith("_p")]:
+    require(0.0 <= view[prob] <= 1.0, f"{key}.{prob}", f"a probability in [0, 1], got {view[prob]}")
+  lo, hi = view.crop_scale
+  require(0 < lo <= hi <= 1, f"{key}.crop_scale", f"needs 0 < min <= max <= 1, got {(lo, hi)}")
 
 
 def crop_flip_view_config(crop_scale: tuple[float, float]) -> ml_collections.ConfigDict:

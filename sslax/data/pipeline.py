@@ -51,11 +51,37 @@ class DatasetNotFoundError(RuntimeError):
 # ----------------------------------------------------------------------------- sources
 
 
-class Source:
-  """A split with random access: `get(indices int [B]) -> dict(image uint8 [B, H, W, C], label int32 [B])`."""
+# The normalization of a dataset without measured statistics: [0, 1] pixels to about [-2, 2].
+FALLBACK_MEAN, FALLBACK_STD = 0.5, 0.25
 
+
+def image_normalization(name: str, channels: int) -> tuple[tuple, tuple]:
+  """(mean, std) per channel of dataset `name`'s [0, 1] pixels: DATASET_INFO's, else the fallback."""
+  info = DATASET_INFO.get(name, {})
+  return (tuple(info.get("mean", (FALLBACK_MEAN,) * channels)),
+          tuple(info.get("std", (FALLBACK_STD,) * channels)))
+
+
+class Source:
+  """A split with random access: `get(indices int [B]) -> {input_key: [B, *input_shape] dtype,
+  "label": int32 [B]}`, plus "mask" bool [B, T] (True = real) for sequences and text.
+
+  Every source declares what the network reads, so nothing downstream probes its type:
+  input_key  "image", "frames" or "tokens": the batch key of the network's input;
+  modality   "image", "sequence" or "text";
+  input_shape one example: (H, W, C), (T, F) or (T,);
+  dtype      uint8 pixels, float32 frames, int32 token ids;
+  pixel_mean, pixel_std  per channel, the on-device normalization (x / 255 - mean) / std of
+             images; sequences and text are fed as they are: (0.0,), (1.0,).
+  """
+
+  input_key = "image"
+  modality = "image"
+  dtype = np.uint8
+  input_shape: tuple
   num_classes: int
-  image_shape: tuple[int, int, int]  # (H, W, C); C = 1 for grayscale
+  pixel_mean: tuple = (FALLBACK_MEAN,)
+  pixel_std: tuple = (FALLBACK_STD,)
 
   def __len__(self) -> int:
     raise NotImplementedError
@@ -65,19 +91,32 @@ class Source:
 
 
 class InMemorySource(Source):
-  """The whole split as numpy arrays: images uint8 [N, H, W, C], labels int [N]."""
+  """The whole split as numpy arrays: images uint8 [N, H, W, C], labels int [N]; normalized
+  with `normalization` = (mean, std) per channel, or the fallback."""
 
-  def __init__(self, images: np.ndarray, labels: np.ndarray, num_classes: int):
+  def __init__(self, images: np.ndarray, labels: np.ndarray, num_classes: int,
+               normalization: tuple[tuple, tuple] | None = None):
     assert images.dtype == np.uint8 and images.ndim == 4 and len(images) == len(labels)
     self.images, self.labels = images, labels.astype(np.int32)
     self.num_classes = num_classes
-    self.image_shape = tuple(images.shape[1:])
+    self.input_shape = tuple(images.shape[1:])
+    self.pixel_mean, self.pixel_std = normalization or image_normalization("", self.input_shape[-1])
 
   def __len__(self) -> int:
     return len(self.images)
 
   def get(self, indices: np.ndarray) -> dict[str, np.ndarray]:
     return dict(image=self.images[indices], label=self.labels[indices])
+
+
+def synthetic_images(num_examples: int, shape: tuple[int, int, int], num_classes: int = 10,
+                     seed: int = 0, normalization: tuple[tuple, tuple] | None = None) -> InMemorySource:
+  """Uniform random uint8 images with random labels: a stand-in dataset for benchmarks and
+  tests that build the trainer's own step (`sslax.assemble.build(..., source=...)`)."""
+  rng = np.random.default_rng(seed)
+  images = rng.integers(0, 256, size=(num_examples, *shape), dtype=np.uint8)
+  labels = rng.integers(0, num_classes, size=num_examples).astype(np.int32)
+  return InMemorySource(images, labels, num_classes, normalization)
 
 
 class RandomAccessSource(Source):
@@ -88,12 +127,14 @@ class RandomAccessSource(Source):
   """
 
   def __init__(
-    self, data_source, image_size: int, num_classes: int, channels: int, num_threads: int | None = None
+    self, data_source, image_size: int, num_classes: int, channels: int, num_threads: int | None = None,
+    normalization: tuple[tuple, tuple] | None = None,
   ):
     self.data_source = data_source
     self.image_size = image_size
     self.num_classes = num_classes
-    self.image_shape = (image_size, image_size, channels)
+    self.input_shape = (image_size, image_size, channels)
+    self.pixel_mean, self.pixel_std = normalization or image_normalization("", channels)
     # Decoding (PIL) and reading release the GIL, so threads give real parallelism.
     self.num_threads = num_threads or min(32, os.cpu_count() or 1)
     self._pool = concurrent.futures.ThreadPoolExecutor(self.num_threads, thread_name_prefix="sslax-decode")
@@ -110,7 +151,7 @@ class RandomAccessSource(Source):
   def get(self, indices: np.ndarray) -> dict[str, np.ndarray]:
     chunks = np.array_split(np.asarray(indices), min(self.num_threads, max(1, len(indices))))
     loaded = [x for part in self._pool.map(self._load, chunks) for x in part]
-    images = np.stack([im for im, _ in loaded]) if loaded else np.zeros((0, *self.image_shape), np.uint8)
+    images = np.stack([im for im, _ in loaded]) if loaded else np.zeros((0, *self.input_shape), np.uint8)
     return dict(image=images, label=np.array([lb for _, lb in loaded], np.int32))
 
 
@@ -201,8 +242,9 @@ def open_source(
   if in_memory is None:
     pixels = info.splits[split].num_examples * image_size * image_size * native[2]
     in_memory = not random_access or pixels <= IN_MEMORY_MAX_BYTES
+  normalization = image_normalization(name, native[2])
   if in_memory:
-    return _load_in_memory(builder, split, image_size, num_classes)
+    return _load_in_memory(builder, split, image_size, num_classes, normalization)
   try:  # TFDS decides whether a prepared format supports random access
     records = builder.as_data_source(split=split)
   except NotImplementedError as e:  # e.g. TFRecord
@@ -211,10 +253,11 @@ def open_source(
       f"random access; rebuild it with `tfds build {name} --file_format=array_record` "
       "or pass in_memory=True."
     ) from e
-  return RandomAccessSource(records, image_size, num_classes, native[2])
+  return RandomAccessSource(records, image_size, num_classes, native[2], normalization=normalization)
 
 
-def _load_in_memory(builder, split: str, image_size: int, num_classes: int) -> InMemorySource:
+def _load_in_memory(builder, split: str, image_size: int, num_classes: int,
+                    normalization: tuple[tuple, tuple]) -> InMemorySource:
   """Decodes the whole split with tf.data (parallel, in C++) into numpy arrays."""
   import tensorflow as tf  # lazy: see _prepared_builder
   import tensorflow_datasets as tfds
@@ -239,7 +282,7 @@ def _load_in_memory(builder, split: str, image_size: int, num_classes: int) -> I
   if not parts:
     raise ValueError(f"split {split!r} of {builder.name} in {builder.data_dir} has no examples")
   images, labels = (np.concatenate(p) for p in zip(*parts))
-  return InMemorySource(images, labels, num_classes)
+  return InMemorySource(images, labels, num_classes, normalization)
 
 
 # ------------------------------------------------------------------------------ order
@@ -317,8 +360,8 @@ def eval_batches(
 ) -> Iterator[dict[str, np.ndarray]]:
   """One ordered pass over the split in global batches of `batch_size`, this host's slice of each.
 
-  Yields dict(image uint8 [b, H, W, C], label int32 [b], mask bool [b]), b = batch_size / P. The last
-  batch is padded with example 0 and mask False, so every example is counted exactly once and all
+  Yields the source's batch (e.g. image uint8 [b, H, W, C], label int32 [b]) and valid bool [b],
+  b = batch_size / P. The last batch is padded with example 0 and valid False, so every example is counted exactly once and all
   hosts run the same number of steps.
   """
   part = _host_slice(batch_size, process_index, process_count)
@@ -326,8 +369,8 @@ def eval_batches(
 
   def load(step: int) -> dict[str, np.ndarray]:
     positions = step * batch_size + np.arange(batch_size, dtype=np.int64)[part]
-    mask = positions < n
-    return dict(source.get(np.where(mask, positions, 0)), mask=mask)
+    valid = positions < n
+    return dict(source.get(np.where(valid, positions, 0)), valid=valid)
 
   return Prefetcher(map(load, range(-(-n // batch_size))), prefetch)
 

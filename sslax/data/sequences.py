@@ -56,27 +56,21 @@ LOG_OFFSET = 1e-6
 
 
 def data_config(name: str, **overrides) -> ml_collections.ConfigDict:
-  """The full config.data block for sequence dataset `name`, every field with its default.
-
-  image_size / in_memory / download / num_classes are there so code written for the image
-  block can read them; image_size = 0 means "not an image dataset".
-  """
+  """The full config.data block for sequence dataset `name`, every field with its default."""
   if name not in DATASETS:
     raise ConfigError(f"config.data.name: {name!r} is not a sequence dataset; choose one of {list(DATASETS)}")
   cfg = dict(
     name=name,
     data_dir="",  # "" = default: aeon's data folder (japanese_vowels) / TFDS's data dir
     too_long="error",  # a sequence longer than max_length: "error" or "crop" (keep the first frames)
-    in_memory=True,
     download=False,  # speech_commands only: let TFDS download and prepare it
-    image_size=0,
     num_classes=0,  # 0: the dataset's
     **_DEFAULTS[name],
   )
-  return _with_overrides(cfg, overrides)
+  return with_overrides(cfg, overrides)
 
 
-def _with_overrides(cfg: dict, overrides: dict) -> ml_collections.ConfigDict:
+def with_overrides(cfg: dict, overrides: dict) -> ml_collections.ConfigDict:
   unknown = sorted(set(overrides) - set(cfg))
   if unknown:
     raise ConfigError(
@@ -100,6 +94,8 @@ class SequenceSource(pipeline.Source):
 
   modality = "sequence"
   input_key = "frames"
+  dtype = np.float32
+  pixel_mean, pixel_std = (0.0,), (1.0,)  # standardized here already, with the train statistics
 
   def __init__(
     self,
@@ -141,6 +137,22 @@ def mean_pooled(frames: np.ndarray, mask: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------ length policy
 
 
+def validate_lengths(data_cfg) -> None:
+  """config.data.max_length and too_long, checked before any data is read."""
+  max_length, too_long = int(data_cfg.max_length), data_cfg.too_long
+  if max_length <= 0:
+    raise ConfigError(f"config.data.max_length: must be > 0, got {max_length}")
+  if too_long not in TOO_LONG:
+    raise ConfigError(f"config.data.too_long: {too_long!r} is not one of {list(TOO_LONG)}")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """The sequence data block: a known name and a length policy that can work."""
+  if config.data.name not in DATASETS:
+    raise ConfigError(f"config.data.name: {config.data.name!r} is not one of {list(DATASETS)}")
+  validate_lengths(config.data)
+
+
 def fit_lengths(lengths: np.ndarray, data_cfg, where: str) -> np.ndarray:
   """Lengths after config.data.too_long: int [N] -> int [N] clipped to config.data.max_length.
 
@@ -148,11 +160,8 @@ def fit_lengths(lengths: np.ndarray, data_cfg, where: str) -> np.ndarray:
   to change either setting; with "crop" logs (once) how many were cropped. `where` names the
   data in messages, e.g. "japanese_vowels split 'train'".
   """
+  validate_lengths(data_cfg)
   max_length, too_long = int(data_cfg.max_length), data_cfg.too_long
-  if max_length <= 0:
-    raise ConfigError(f"config.data.max_length: must be > 0, got {max_length}")
-  if too_long not in TOO_LONG:
-    raise ConfigError(f"config.data.too_long: {too_long!r} is not one of {list(TOO_LONG)}")
   lengths = np.asarray(lengths, np.int64)
   longer = lengths > max_length
   if longer.any():

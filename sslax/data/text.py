@@ -30,7 +30,7 @@ import numpy as np
 
 from sslax.errors import ConfigError
 from sslax.data import pipeline
-from sslax.data.sequences import _with_overrides, fit_lengths
+from sslax.data.sequences import fit_lengths, validate_lengths, with_overrides
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,7 @@ _DEFAULTS = {
 
 
 def data_config(name: str, **overrides) -> ml_collections.ConfigDict:
-  """The full config.data block for text dataset `name`, every field with its default.
-
-  image_size / in_memory / download / num_classes are there so code written for the image
-  block can read them; image_size = 0 means "not an image dataset".
-  """
+  """The full config.data block for text dataset `name`, every field with its default."""
   if name not in DATASETS:
     raise ConfigError(f"config.data.name: {name!r} is not a text dataset; choose one of {list(DATASETS)}")
   cfg = dict(
@@ -71,15 +67,29 @@ def data_config(name: str, **overrides) -> ml_collections.ConfigDict:
     tokenizer="word",  # "word" (Vocabulary from the train split) or "bytes" (UTF-8 bytes)
     test_fraction=0.2,  # fortunes: share of each topic in "test"
     split_seed=0,  # fortunes: seed of that split; not the run's seed, so all seeds share one split
-    in_memory=True,
     download=False,  # lm1b only: let TFDS download and prepare it
-    image_size=0,
     num_classes=0,  # 0: the dataset's
     **_DEFAULTS[name],
   )
   # min_count: words seen fewer times in the train split are <unk>; max_vocab: most ids
   # (specials included), 0 = no limit; path: fortunes' folder (one file per topic).
-  return _with_overrides(cfg, overrides)
+  return with_overrides(cfg, overrides)
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """The text data block, checked before any text is read: name, tokenizer, vocabulary limits,
+  length policy and fortunes' test share."""
+  data_cfg = config.data
+  if data_cfg.name not in DATASETS:
+    raise ConfigError(f"config.data.name: {data_cfg.name!r} is not one of {list(DATASETS)}")
+  if data_cfg.tokenizer not in TOKENIZERS:
+    raise ConfigError(f"config.data.tokenizer: {data_cfg.tokenizer!r} is not one of {list(TOKENIZERS)}")
+  max_vocab = int(data_cfg.max_vocab)
+  if max_vocab and max_vocab <= len(SPECIALS):
+    raise ConfigError(f"config.data.max_vocab: must be 0 (no limit) or > {len(SPECIALS)}, got {max_vocab}")
+  if not 0 < data_cfg.test_fraction < 1:
+    raise ConfigError(f"config.data.test_fraction: must be in (0, 1), got {data_cfg.test_fraction}")
+  validate_lengths(data_cfg)
 
 
 # --------------------------------------------------------------------------- tokenizing
@@ -249,6 +259,8 @@ class TextSource(pipeline.Source):
 
   modality = "text"
   input_key = "tokens"
+  dtype = np.int32
+  pixel_mean, pixel_std = (0.0,), (1.0,)  # token ids: nothing to normalize
 
   def __init__(
     self,

@@ -165,23 +165,22 @@ def embedding_map_run(config, workdir: str, *, split: str = "", max_examples: in
   content (None on processes other than 0, which write nothing)."""
   import jax
 
+  from sslax import assemble, parallel
   from sslax import config as config_lib
-  from sslax import parallel, train
   from sslax.evaluate import frozen
-  from sslax.methods import get_method
 
   if method not in MAPS:
     raise ConfigError(f"--map: {method!r} is not one of {list(MAPS)}")
   config_lib.validate(config)
-  mesh = train.make_mesh(config)
-  model, state, info = train.restore_latest(config, workdir, mesh)
+  run = assemble.restore_latest(config, workdir, assemble.make_mesh(config))
+  state = run.state
   split = split or config.data.test_split
-  source = train.open_split(config, split)
-  variables = get_method(config.method.name).evaluated_variables(
-      config, state.params, state.batch_stats, state.method_state)
+  source = assemble.open_split(config, split)
+  variables = run.method.evaluated_variables(config, state.params, state.batch_stats,
+                                             state.method_state)
   features, labels = frozen.extract_features(
-      model, variables, source, mesh, image_size=config.data.image_size, mean=info["mean"],
-      std=info["std"], batch_size=config.eval.batch_size,
+      run.model, variables, source, run.mesh, image_size=config.data.get("image_size", 0),
+      mean=run.source.pixel_mean, std=run.source.pixel_std, batch_size=config.eval.batch_size,
       limit=None if max_examples <= 0 else max_examples)
   names = class_names_of(config, source)
   step = int(parallel.to_host(state.step))
@@ -202,10 +201,10 @@ def main(argv) -> None:
   del argv
   from absl import flags
 
-  from sslax import train
+  from sslax import cli
 
   args = flags.FLAGS
-  result = train.run_tool(
+  result = cli.run_tool(
       lambda: embedding_map_run(args.config, args.workdir, split=args.split,
                                 max_examples=args.max_examples, method=args.map),
       user_errors=(ImportError,))  # --map=umap without umap-learn: the message says what to install

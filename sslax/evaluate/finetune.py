@@ -43,7 +43,9 @@ import ml_collections
 import numpy as np
 
 from sslax import config as config_lib
-from sslax import optim, parallel, train
+from sslax import assemble, optim, parallel, train
+from sslax.data import datasets
+from sslax.step import TrainState
 from sslax.evaluate import frozen
 from sslax.methods import get_method
 
@@ -76,7 +78,7 @@ def finetune_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
   return ft
 
 
-def pretrained_encoder(config: ml_collections.ConfigDict, state: train.TrainState) -> dict:
+def pretrained_encoder(config: ml_collections.ConfigDict, state: TrainState) -> dict:
   """{"params": {"encoder": ...}, "batch_stats": {"encoder": ...}} of the variables the run
   is evaluated with, on the host: what the fine-tuned network starts from."""
   method = get_method(config.method.name)
@@ -92,15 +94,14 @@ def pretrained_encoder(config: ml_collections.ConfigDict, state: train.TrainStat
   return parallel.to_host(init_from)
 
 
-def classifier_accuracy(config: ml_collections.ConfigDict, model, state: train.TrainState,
+def classifier_accuracy(config: ml_collections.ConfigDict, model, state: TrainState,
                         mesh) -> float:
   """Top-1 accuracy of `model`'s logits on config.data.test_split (center view, BatchNorm
   on its running statistics), every device classifying its slice of each batch."""
-  source = train.open_split(config, config.data.test_split)
-  info = train.dataset_info(config, source)
+  source = assemble.open_split(config, config.data.test_split)
   logits, labels = frozen.extract_features(
       model, {"params": state.params, "batch_stats": state.batch_stats}, source, mesh,
-      image_size=config.data.image_size, mean=info["mean"], std=info["std"],
+      image_size=config.data.image_size, mean=source.pixel_mean, std=source.pixel_std,
       batch_size=config.eval.batch_size, apply_method=None)
   return float(np.mean(np.argmax(logits, axis=1) == labels))
 
@@ -122,19 +123,18 @@ def _check_same_pretraining(directory: str, pretrained_step: int) -> None:
       json.dump({"pretrained_step": pretrained_step}, f)
 
 
-def finetune_run(config: ml_collections.ConfigDict, state: train.TrainState | None,
+def finetune_run(config: ml_collections.ConfigDict, state: TrainState | None,
                  workdir: str) -> dict:
   """Fine-tunes the encoder of `state` (the pretraining run's) in WORKDIR/finetune; writes
   WORKDIR/finetune.json and returns what it holds. state None: from the random init, in
   WORKDIR/finetune_random_init(.json)."""
-  from sslax.data import sequences, text
-  if config.data.name in sequences.DATASETS + text.DATASETS:
+  if datasets.get_dataset(config.data.name).modality != "image":
     raise ConfigError(
         f"--mode=finetune trains image encoders; {config.data.name} holds sequences or text, "
         "whose encoders are evaluated frozen (linear probe, kNN, few-label): use "
         "--mode=evaluate")
   ft = finetune_config(config)
-  devices = train.make_mesh(config).devices.size
+  devices = assemble.make_mesh(config).devices.size
   if ft.batch_size % devices:
     raise ConfigError(
         f"config.finetune.batch_size: {ft.batch_size} is not divisible by the {devices} "
@@ -170,6 +170,6 @@ def finetune_latest(config: ml_collections.ConfigDict, workdir: str) -> dict:
   config_lib.validate(config)
   if config.finetune.init == "random":
     return finetune_run(config, None, workdir)
-  _, state, _ = train.restore_latest(config, workdir, train.make_mesh(config),
-                                     what="pretraining checkpoint")
+  state = assemble.restore_latest(config, workdir, assemble.make_mesh(config),
+                                 what="pretraining checkpoint").state
   return finetune_run(config, state, workdir)

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from sslax.errors import ConfigError
 from sslax.models.convnet import ConvNet
 from sslax.models.heads import MLP
 from sslax.models.resnet import ResNet, resnet18, resnet34, resnet50
@@ -26,6 +27,7 @@ from sslax.models.vit import ViT, vit_base, vit_small, vit_tiny
 
 __all__ = [
     "ENCODERS", "ConvNet", "MLP", "ResNet", "build_encoder", "encoder_config", "feature_dim",
+    "validate_encoder",
     "resnet18", "resnet34", "resnet50", "ViT", "vit_tiny", "vit_small", "vit_base",
     "CPCEncoder", "GRUStack", "SequenceTransformer", "SkipGramEmbeddings",
 ]
@@ -84,6 +86,33 @@ def encoder_config(name: str, **overrides) -> ml_collections.ConfigDict:
       raise ValueError(f"Unknown config key {key!r} for encoder {name!r}; valid keys: {sorted(fields)}")
     fields[key] = tuple(value) if isinstance(value, list) else value
   return ml_collections.ConfigDict(fields)
+
+
+def validate_encoder(cfg: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError for config.model: an unknown encoder, a key it does not take, or a
+  value of another kind than the field's default (a string for a tuple of widths, say)."""
+  name = cfg.get("name")
+  if name not in ENCODERS:
+    raise ConfigError(f"config.model.name: {name!r} is not one of {sorted(ENCODERS)}")
+  valid = _config_keys(ENCODERS[name])
+  unknown = sorted(set(cfg.keys()) - set(valid) - {"name"})
+  if unknown:
+    raise ConfigError(f"config.model: unknown key(s) {unknown} for encoder {name!r}; valid keys: {valid}")
+  defaults = encoder_config(name)
+  for key, value in cfg.items():
+    if key == "name" or key not in defaults or defaults[key] is None:
+      continue
+    expected = defaults[key]
+    if isinstance(expected, bool):
+      kinds, what = (bool,), "true or false"
+    elif isinstance(expected, (int, float)):
+      kinds, what = (int, float), "a number"
+    elif isinstance(expected, (tuple, list)):
+      kinds, what = (tuple, list), "a tuple, e.g. --config.model.%s='%r'" % (key, tuple(expected))
+    else:
+      kinds, what = (type(expected),), f"a {type(expected).__name__}"
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+      raise ConfigError(f"config.model.{key}: {value!r} is not {what} (encoder {name!r})")
 
 
 def build_encoder(cfg: ml_collections.ConfigDict,

@@ -1,0 +1,116 @@
+"""Assembly: a validated config and a data source -> everything a run needs, built (not
+compiled, not run). The source is opened here unless the caller injects one, so the
+benchmarks and the tests build the very step the trainer runs, on synthetic data.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import ml_collections
+from jax.experimental import multihost_utils
+
+from sslax import checkpoint as checkpoint_lib
+from sslax import config as config_lib
+from sslax import online_probe, optim, parallel, step
+from sslax.data import datasets, pipeline
+from sslax.errors import ConfigError
+from sslax.methods import Method, get_method
+
+
+def open_split(config: ml_collections.ConfigDict, split: str) -> pipeline.Source:
+  """Opens a split of config.data; with several processes, process 0 prepares the data
+  first, so they do not all build the same TFDS dataset into a shared data_dir at once."""
+  dataset = datasets.get_dataset(config.data.name)
+  if jax.process_count() == 1:
+    return dataset.open(config.data, split)
+  source = dataset.open(config.data, split) if jax.process_index() == 0 else None
+  multihost_utils.sync_global_devices(f"sslax: {config.data.name}/{split} prepared")
+  return source or dataset.open(config.data, split)
+
+
+def with_num_classes(config: ml_collections.ConfigDict, source: pipeline.Source):
+  """config with data.num_classes = the dataset's when it is 0 (the default); a copy."""
+  if config.data.get("num_classes", 0) > 0:
+    if config.data.num_classes != source.num_classes:
+      raise ConfigError(
+          f"config.data.num_classes: {config.data.num_classes}, but {config.data.name} has "
+          f"{source.num_classes} classes; set it to {source.num_classes} or 0 (from the dataset)")
+    return config
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.data.num_classes = source.num_classes
+  return config
+
+
+def make_mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
+  """The device mesh of config.num_devices; a batch that does not split over it is a ConfigError."""
+  try:
+    mesh = parallel.make_mesh(None if config.num_devices == -1 else config.num_devices)
+    parallel.check_batch_divisible(config.batch_size, mesh)
+    steps = config.get("accumulation_steps", 1)
+    if config.batch_size % (mesh.devices.size * steps):
+      raise ValueError(
+          f"batch_size (global) = {config.batch_size} is not divisible by devices x "
+          f"accumulation_steps = {mesh.devices.size} x {steps}: each device splits its shard "
+          f"into {steps} micro-batches; choose a batch size that is a multiple of "
+          f"{mesh.devices.size * steps}")
+  except ValueError as error:
+    raise ConfigError(str(error)) from None
+  return mesh
+
+
+class Run(NamedTuple):
+  """What `build` makes: compiled on first call, nothing run yet."""
+  method: Method
+  source: pipeline.Source
+  mesh: jax.sharding.Mesh
+  model: nn.Module
+  state: step.TrainState      # replicated over the mesh
+  step_fn: Callable           # (state, device batch) -> (state, metrics)
+  diagnostics: Callable | None  # (state, device batch) -> scalars to log; None when off
+
+
+def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, *,
+          source: pipeline.Source | None = None, init_from: dict | None = None,
+          views_fn: Callable | None = None) -> Run:
+  """Everything a run needs, after the config is validated. `source`: the training data
+  (default: config.data's train split, opened here); `init_from`: pretrained subtrees of the
+  initial variables (see `step.with_subtrees`); `views_fn`: see `step.make_train_step`."""
+  method = get_method(config.method.name)
+  source = source or open_split(config, config.data.train_split)
+  config = config_lib.with_precision(with_num_classes(config, source))  # dtype policy -> backbone
+  model = method.build(config)
+  schedule = optim.learning_rate_schedule(config.optimizer, config.batch_size, config.total_steps)
+  tx = optim.make_optimizer(config.optimizer, schedule)
+  state = parallel.replicate(step.initial_state(config, method, model, tx, source, init_from), mesh)
+  views_fn = views_fn or step.make_views_fn(config, source)
+  step_fn = parallel.sharded_step(
+      step.make_train_step(method, model, tx, schedule, config, source, views_fn), mesh)
+  diagnostics = None
+  if config.diagnostics.enabled:
+    diagnostics = online_probe.DiagnosticsLogger(
+        online_probe.make_embed_views(method, model, config, views_fn, source.input_key, mesh))
+  return Run(method, source, mesh, model, state, step_fn, diagnostics)
+
+
+def restore_latest(config: ml_collections.ConfigDict, workdir: str, mesh: jax.sharding.Mesh, *,
+                   what: str = "checkpoint") -> Run:
+  """`build(config, mesh)` with the state of the newest checkpoint in WORKDIR. An empty
+  WORKDIR is a FileNotFoundError that says to pretrain (`what` names the checkpoint in it),
+  raised before anything is built."""
+  checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
+  restored = None
+  try:
+    if checkpointer.all_steps():
+      run = build(config, mesh)
+      state, at = checkpointer.restore_latest(run.state)
+      restored = run._replace(state=state) if at is not None else None
+  finally:
+    checkpointer.close()
+  if restored is None:
+    raise FileNotFoundError(f"no {what} in {checkpointer.directory}: pretrain first "
+                            "(--mode=train_and_evaluate or --mode=train) with this --workdir")
+  return restored
