@@ -44,7 +44,7 @@ import numpy as np
 
 from sslax import config as config_lib
 from sslax import optim, parallel, train
-from sslax.evaluate import frozen
+from sslax.evaluate.features import extract_features
 from sslax.methods import get_method
 
 PROTOCOL = ("full fine-tuning: pretrained encoder + new linear classifier, all trained with labels "
@@ -98,7 +98,7 @@ def classifier_accuracy(config: ml_collections.ConfigDict, model, state: train.T
   on its running statistics), every device classifying its slice of each batch."""
   source = train.open_split(config, config.data.test_split)
   info = train.dataset_info(config, source)
-  logits, labels = frozen.extract_features(
+  logits, labels = extract_features(
       model, {"params": state.params, "batch_stats": state.batch_stats}, source, mesh,
       image_size=config.data.image_size, mean=info["mean"], std=info["std"],
       batch_size=config.eval.batch_size, apply_method=None)
