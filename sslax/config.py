@@ -15,6 +15,7 @@ from sslax import online_probe, optim
 from sslax.data import augment, datasets
 from sslax.data.augment import default_view_config
 from sslax.errors import ConfigError, require
+from sslax.evaluate import validate_eval
 from sslax.evaluate.sgd_probe import default_config as sgd_probe_config
 from sslax.methods import get_method
 from sslax.methods.base import no_state
@@ -123,40 +124,6 @@ def _positive_ints(config: ml_collections.ConfigDict, prefix: str, keys) -> None
             f"{prefix}{key}", f"must be a positive integer, got {value!r}")
 
 
-# What config.eval.protocols may name (sslax/evaluate/frozen.py runs them).
-EVAL_PROTOCOLS = ("linear_probe", "knn", "sgd_probe", "few_label", "diagnostics")
-
-
-def _validate_eval(config: ml_collections.ConfigDict) -> None:
-  """The eval block: protocol names, few-label specs, SGD-probe settings, transfer data."""
-  ev = config.eval
-  require(ev.knn_k > 0, "eval.knn_k", "must be > 0")
-  protocols = tuple(ev.get("protocols", ()))
-  unknown = sorted(set(protocols) - set(EVAL_PROTOCOLS))
-  require(not unknown, "eval.protocols",
-           f"unknown protocol(s) {unknown}; choose from {list(EVAL_PROTOCOLS)}")
-  for f in ev.get("few_label_fractions", ()):
-    require(0 < f <= 1, "eval.few_label_fractions", f"fractions of each class in (0, 1], got {f!r}")
-  for k in ev.get("few_label_per_class", ()):
-    require(isinstance(k, int) and k > 0, "eval.few_label_per_class",
-             f"positive integers (labeled examples per class), got {k!r}")
-  draws = ev.get("few_label_draws", 1)
-  require(isinstance(draws, int) and draws > 0, "eval.few_label_draws",
-           f"must be a positive integer, got {draws!r}")
-  if "sgd_probe" in ev:
-    for key in ("batch_size", "epochs"):
-      require(isinstance(ev.sgd_probe[key], int) and ev.sgd_probe[key] > 0, f"eval.sgd_probe.{key}",
-               f"must be a positive integer, got {ev.sgd_probe[key]!r}")
-    require(ev.sgd_probe.base_lr > 0, "eval.sgd_probe.base_lr", "must be > 0")
-    require(0 <= ev.sgd_probe.momentum < 1, "eval.sgd_probe.momentum", "must be in [0, 1)")
-    require(ev.sgd_probe.weight_decay >= 0, "eval.sgd_probe.weight_decay", "must be >= 0")
-  data = ev.get("data") or {}
-  if data.get("name"):
-    require(data.get("image_size", config.data.image_size) == config.data.image_size,
-             "eval.data.image_size", f"the encoder takes data.image_size = {config.data.image_size}; "
-             "leave it out (the evaluated images are resized to it)")
-
-
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError for a value that cannot work; call before building anything."""
   _positive_ints(config, "", ("batch_size", "total_steps", "log_every_steps",
@@ -180,7 +147,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   unknown = set(config.method.keys()) - known
   require(not unknown, "method", f"unknown key(s) {sorted(unknown)} for method "
           f"{method.name!r}; valid keys: {sorted(known)}")
-  _validate_eval(config)
+  validate_eval(config)
   _validate_finetune(config)
 
 

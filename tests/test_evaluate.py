@@ -287,7 +287,7 @@ def tiny_run(tmp_path_factory):
 
 
 def test_evaluate_run_writes_every_protocol(tiny_run):
-  from sslax.evaluate import frozen
+  from sslax.evaluate import frozen, protocols
 
   config, workdir, state, model, mesh = tiny_run
   config = config.copy_and_resolve_references()
@@ -314,7 +314,7 @@ def test_evaluate_run_writes_every_protocol(tiny_run):
     for protocol in ("linear_probe", "knn", "sgd_probe"):
       assert 0.0 <= entry[protocol]["accuracy"] <= 1.0 and entry[protocol]["protocol"]
       assert "settings" in entry[protocol]
-    assert entry["linear_probe"]["protocol"] == frozen.LINEAR_PROBE_PROTOCOL
+    assert entry["linear_probe"]["protocol"] == protocols.LINEAR_PROBE_PROTOCOL
     assert list(entry["few_label"]) == few_names
     for name in few_names:
       few = entry["few_label"][name]
@@ -341,8 +341,8 @@ def test_evaluate_run_writes_every_protocol(tiny_run):
 
 def test_features_and_accuracies_same_on_1_and_8_devices(tiny_run):
   from sslax import parallel
-  from sslax.evaluate import frozen
-  from sslax.train import open_split
+  from sslax.evaluate import features, frozen
+  from sslax.assemble import open_split
 
   config, _, state, model, _ = tiny_run
   variables = {"params": state.params, "batch_stats": state.batch_stats}
@@ -350,8 +350,9 @@ def test_features_and_accuracies_same_on_1_and_8_devices(tiny_run):
   results = {}
   for devices in (1, 8):
     mesh = parallel.make_mesh(devices)
-    train, test = (frozen.extract_features(model, variables, s, mesh, image_size=28, mean=(0.286,),
-                                           std=(0.353,), batch_size=24) for s in sources)
+    train, test = (features.extract_features(model, variables, s, mesh, image_size=28,
+                                             mean=(0.286,), std=(0.353,), batch_size=24)
+                   for s in sources)
     results[devices] = train, test, frozen.run_protocols(
         f"{devices} devices", train, test, 10, config, ("linear_probe", "knn", "few_label"),
         dataset="fashion_mnist", train_split="train")
@@ -394,7 +395,7 @@ def test_transfer_to_mock_cifar10(tiny_run, tmp_path):
 def test_convert_channels_matches_pil():
   from PIL import Image
 
-  from sslax.evaluate.frozen import convert_channels
+  from sslax.evaluate.features import convert_channels
 
   rgb = np.random.default_rng(0).integers(0, 256, size=(2, 5, 7, 3), dtype=np.uint8)
   gray = np.asarray(convert_channels(rgb.astype(np.float32) / 255.0, 1))
@@ -457,7 +458,7 @@ def test_sequence_features_through_encode_with_mask(input_key):
   import jax
 
   from sslax import parallel
-  from sslax.evaluate import frozen
+  from sslax.evaluate.features import extract_features
 
   source = FakeSequenceSource(21, input_key)  # 21: a padded last batch on 8 devices
   model = fake_sequence_model(input_key == "tokens")
@@ -465,7 +466,7 @@ def test_sequence_features_through_encode_with_mask(input_key):
   # Reference: one unsharded call on the whole split.
   expected = np.asarray(model.apply(variables, source.x, source.mask, method="encode"))
   for devices in (1, 8):
-    features, labels = frozen.extract_features(
+    features, labels = extract_features(
         model, variables, source, parallel.make_mesh(devices), image_size=0, mean=None, std=None,
         batch_size=16)
     np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
@@ -475,10 +476,10 @@ def test_sequence_features_through_encode_with_mask(input_key):
 def test_raw_sequence_and_text_baselines():
   from sklearn.feature_extraction.text import TfidfVectorizer
 
-  from sslax.evaluate import frozen
+  from sslax.evaluate import baselines
 
   frames = FakeSequenceSource(30, "frames")
-  x, y, description = frozen.raw_inputs(frames, limit=25)
+  x, y, description = baselines.raw_inputs(frames, limit=25)
   expected = np.stack([frames.x[i][frames.mask[i]].mean(0) for i in range(25)])
   np.testing.assert_allclose(x, expected, rtol=1e-6)
   np.testing.assert_array_equal(y, frames.labels[:25])
@@ -486,7 +487,7 @@ def test_raw_sequence_and_text_baselines():
 
   train, test = FakeSequenceSource(40, "tokens", seed=1), FakeSequenceSource(10, "tokens", seed=2)
   config = ml_collections.ConfigDict(dict(raw_text_max_features=10_000))
-  (train_x, _), (test_x, test_y), description = frozen.raw_features(train, test, None, config)
+  (train_x, _), (test_x, test_y), description = baselines.raw_features(train, test, None, config)
   assert description.startswith("TF-IDF of the token ids")
   # Reference: the ids as words "w<id>" of a text, padding dropped; columns in numeric id order.
   as_text = lambda s: [" ".join(f"w{i}" for i in ids[m]) for ids, m in zip(s.x, s.mask)]  # noqa: E731
@@ -497,24 +498,101 @@ def test_raw_sequence_and_text_baselines():
   np.testing.assert_array_equal(test_y, test.labels)
 
 
+# ----------------------------------------------------------------------------
+# The protocol registry (sslax/evaluate/protocols.py) and the eval block's validation
+# ----------------------------------------------------------------------------
+
+
 @pytest.mark.parametrize("key, value, message", [
     ("protocols", ("linear_probe", "linear"), "unknown protocol(s) ['linear']"),
     ("few_label_fractions", (0.01, 1.5), "in (0, 1]"),
     ("few_label_per_class", (0,), "positive integers"),
     ("few_label_draws", 0, "positive integer"),
+    ("knn_k", 0, "must be > 0"),
+    ("sgd_probe.epochs", 0, "positive integer"),
+    ("sgd_probe.momentum", 1.0, "in [0, 1)"),
 ])
-def test_eval_config_validation(key, value, message):
+@pytest.mark.parametrize("check", ["config", "evaluate"])
+def test_eval_config_validation(key, value, message, check):
+  """config.validate and the evaluate package's validate_eval reject the same values."""
   from sslax import config as config_lib
+  from sslax.evaluate import validate_eval
   from tests.helpers import tiny_config
 
+  validate = config_lib.validate if check == "config" else validate_eval
   config = tiny_config("")
-  config_lib.validate(config)
-  config.eval[key] = value
+  validate(config)
+  block, _, leaf = f"eval.{key}".rpartition(".")
+  parent = config
+  for part in block.split("."):
+    parent = parent[part]
+  parent[leaf] = value
   with pytest.raises(ConfigError, match=f"config.eval.{key}: .*{re.escape(message)}"):
-    config_lib.validate(config)
+    validate(config)
   config = tiny_config("")
   config.eval.data.name = "cifar10"
-  config_lib.validate(config)
+  validate(config)
   config.eval.data.image_size = 32
   with pytest.raises(ConfigError, match="config.eval.data.image_size: the encoder takes"):
-    config_lib.validate(config)
+    validate(config)
+
+
+def majority_protocol(calls: list):
+  """A protocol as a user would add one: accuracy of predicting the most frequent training
+  label, with what it was handed recorded in its result; its validate notes each call."""
+  from sslax.evaluate.protocols import Protocol
+
+  def run(config, train_x, train_y, test_x, test_y, context):
+    guess = np.bincount(train_y, minlength=context.num_classes).argmax()
+    return {"accuracy": float(np.mean(test_y == guess)), "protocol": "majority class",
+            "shapes": [list(np.shape(train_x)), list(np.shape(test_x))],
+            "num_classes": context.num_classes}
+
+  return Protocol("majority", run, summarize=lambda r: f"majority {100 * r['accuracy']:.2f}%",
+                  cells=lambda r: {"majority": f"{100 * r['accuracy']:.2f}%"},
+                  validate=lambda config: calls.append("validate"), on_raw_inputs=True)
+
+
+def test_registered_protocol_runs_for_every_encoder(tiny_run, monkeypatch):
+  from sslax.evaluate import frozen, protocols, validate_eval
+  from sslax.assemble import open_split
+
+  config, workdir, state, model, mesh = tiny_run
+  calls = []
+  monkeypatch.setitem(protocols.PROTOCOLS, "majority", majority_protocol(calls))
+  config = config.copy_and_resolve_references()
+  config.eval.protocols = ("majority",)
+  validate_eval(config)
+  assert calls == ["validate"]
+  results = frozen.evaluate_run(config, model, state, mesh, workdir)
+
+  # Reference: the labels of the splits, read straight from the source.
+  train_y = open_split(config, "train").get(np.arange(64))["label"]
+  test_y = open_split(config, "test").get(np.arange(32))["label"]
+  expected = float(np.mean(test_y == np.bincount(train_y, minlength=10).argmax()))
+  dim = config.model.widths[-1]
+  for encoder, shapes in (("pretrained", [[64, dim], [32, dim]]),
+                          ("random_init", [[64, dim], [32, dim]]),
+                          ("raw_features", [[64, 28 * 28], [32, 28 * 28]])):
+    entry = results[encoder]
+    assert set(entry) - {"input"} == {"majority", "feature_dim", "seconds"}
+    assert entry["majority"] == {"accuracy": expected, "protocol": "majority class",
+                                 "shapes": shapes, "num_classes": 10}
+  table = frozen.format_table(results).splitlines()
+  assert table[1].split() == ["encoder", "majority"]
+  assert table[2].split() == ["pretrained", f"{100 * expected:.2f}%"]
+
+
+def test_unknown_protocol_lists_the_registered_ones(monkeypatch):
+  from sslax.evaluate import protocols, validate_eval
+  from tests.helpers import tiny_config
+
+  monkeypatch.setitem(protocols.PROTOCOLS, "majority", majority_protocol([]))
+  config = tiny_config("")
+  config.eval.protocols = ("knn", "majorty")
+  registered = ["linear_probe", "knn", "sgd_probe", "few_label", "diagnostics", "majority"]
+  with pytest.raises(ConfigError, match=re.escape(
+      f"config.eval.protocols: unknown protocol(s) ['majorty']; choose from {registered}")):
+    validate_eval(config)
+  with pytest.raises(ValueError, match="already registered"):
+    protocols.register(majority_protocol([]))

@@ -1,7 +1,7 @@
 """Representation diagnostics: pure functions of embeddings (NumPy or JAX arrays in, floats out).
 
 They need no labels, so they can run on any batch during pretraining (the trainer logs
-them) and on the frozen test-split features after it (sslax/evaluate/frozen.py).
+them) and on the frozen test-split features after it (sslax/evaluate/protocols.py).
 
   * `rankme(z)`: effective rank of the embedding matrix (Garrido et al. 2023, "RankMe").
     exp of the entropy of the normalized singular values; D for isotropic embeddings,

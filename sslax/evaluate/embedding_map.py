@@ -5,7 +5,7 @@ k-means recovers the classes.
       [--split=test] [--max_examples=5000] [--map=tsne|umap]
 
 Restores the newest checkpoint in DIR (as --mode=evaluate does), embeds the first
-max_examples of the split with the evaluated encoder (`frozen.extract_features`: center
+max_examples of the split with the evaluated encoder (`features.extract_features`: center
 view, BatchNorm on running statistics, sharded over the devices) and writes
   DIR/embeddings_{split}.npz       features [N, D] float32, labels [N], class_names [K]
   DIR/embedding_map_{split}.png    the 2-D map, one colour per class, with a legend
@@ -167,7 +167,7 @@ def embedding_map_run(config, workdir: str, *, split: str = "", max_examples: in
 
   from sslax import assemble, parallel
   from sslax import config as config_lib
-  from sslax.evaluate import frozen
+  from sslax.evaluate.features import extract_features
 
   if method not in MAPS:
     raise ConfigError(f"--map: {method!r} is not one of {list(MAPS)}")
@@ -178,7 +178,7 @@ def embedding_map_run(config, workdir: str, *, split: str = "", max_examples: in
   source = assemble.open_split(config, split)
   variables = run.method.evaluated_variables(config, state.params, state.batch_stats,
                                              state.method_state)
-  features, labels = frozen.extract_features(
+  features, labels = extract_features(
       run.model, variables, source, run.mesh, image_size=config.data.get("image_size", 0),
       mean=run.source.pixel_mean, std=run.source.pixel_std, batch_size=config.eval.batch_size,
       limit=None if max_examples <= 0 else max_examples)

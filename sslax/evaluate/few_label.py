@@ -225,13 +225,13 @@ def few_label_probe(train_x: Any, train_y: Any, test_x: Any, test_y: Any, num_cl
     each came from, "weight_decays": used per draw, "protocol"}.
   """
   from sslax.evaluate.linear_probe import fit_logistic_regression, linear_probe, standardize, \
-      _standardization_stats
+      standardization_stats
 
   train_x, train_y = np.asarray(train_x, np.float32), np.asarray(train_y)
   # k per class: too few labels to hold any out. Standardize with the statistics of the whole
   # (unlabeled) training split, as its features exist without labels, and fit with sklearn's
   # default strength C = 1, i.e. weight_decay = 1 / (C n) in linear_probe.py's convention.
-  full_stats = _standardization_stats(train_x) if spec.per_class is not None else None
+  full_stats = standardization_stats(train_x) if spec.per_class is not None else None
   accuracies, sources, examples, chosen, seeds = [], [], [], [], []
   for draw in range(draws):
     indices, where = get_subset(train_y, spec, seed + draw, dataset=dataset, split=split,

@@ -45,8 +45,8 @@ import numpy as np
 from sslax import config as config_lib
 from sslax import assemble, optim, parallel, train
 from sslax.data import datasets
+from sslax.evaluate.features import extract_features
 from sslax.step import TrainState
-from sslax.evaluate import frozen
 from sslax.methods import get_method
 
 PROTOCOL = ("full fine-tuning: pretrained encoder + new linear classifier, all trained with labels "
@@ -99,7 +99,7 @@ def classifier_accuracy(config: ml_collections.ConfigDict, model, state: TrainSt
   """Top-1 accuracy of `model`'s logits on config.data.test_split (center view, BatchNorm
   on its running statistics), every device classifying its slice of each batch."""
   source = assemble.open_split(config, config.data.test_split)
-  logits, labels = frozen.extract_features(
+  logits, labels = extract_features(
       model, {"params": state.params, "batch_stats": state.batch_stats}, source, mesh,
       image_size=config.data.image_size, mean=source.pixel_mean, std=source.pixel_std,
       batch_size=config.eval.batch_size, apply_method=None)

@@ -85,7 +85,7 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
 
 
 @jax.jit
-def _standardization_stats(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+def standardization_stats(x: jax.Array) -> tuple[jax.Array, jax.Array]:
   """x [N, D] -> (mean [D], std [D]); constant features get std 1, not 0."""
   mean = jnp.mean(x, axis=0)
   std = jnp.sqrt(jnp.mean(jnp.square(x - mean), axis=0))
@@ -97,7 +97,7 @@ def _standardization_stats(x: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def standardize(x: jax.Array, stats: tuple[jax.Array, jax.Array]) -> jax.Array:
-  """x [N, D] -> (x - mean) / std, with stats from `_standardization_stats`."""
+  """x [N, D] -> (x - mean) / std, with stats from `standardization_stats`."""
   mean, std = stats
   return (x - mean) / std
 
@@ -273,7 +273,7 @@ def linear_probe(
   # as the test set is later standardized with the training set's.
   fit_idx, val_idx = stratified_split(train_y_np, val_fraction, seed)
   fit_x, val_x = train_x[fit_idx], train_x[val_idx]
-  fit_stats = _standardization_stats(fit_x)
+  fit_stats = standardization_stats(fit_x)
   fit_x, val_x = standardize(fit_x, fit_stats), standardize(val_x, fit_stats)
   fit_y, val_y = train_y[fit_idx], train_y[val_idx]
   # Walk the regularization path from strongest to weakest, warm-starting each
@@ -290,7 +290,7 @@ def linear_probe(
   # Final model: refit on the whole training set with the chosen strength,
   # warm-started from its held-out-split solution.
   best = max(weight_decays, key=lambda wd: val_accs[wd])  # Ties: earliest listed.
-  stats = _standardization_stats(train_x)
+  stats = standardization_stats(train_x)
   train_x, test_x = standardize(train_x, stats), standardize(test_x, stats)
   params, diag = fit(train_x, train_y, weight_decay=best, init=solutions[best])
 
