@@ -16,8 +16,8 @@ from total_steps, so a resume that re-measured would continue a different schedu
 same reason a plan that does not add up (edited by hand, truncated) stops the run instead of
 being re-planned. The file, written once by process 0 with a temp file and a rename:
 
-  {"version": 1, "total_steps": 2900, "seconds_per_step": 0.1651,
-   "budget": {"seconds": 480, "min_steps": 1000, "max_steps": 4000, "granularity": 50,
+  {"version": 1, "total_steps": 2500, "seconds_per_step": 0.1651,
+   "budget": {"seconds": 420.0, "min_steps": 1000, "max_steps": 4000, "granularity": 50,
               "warmup_steps": 5, "measure_steps": 30},
    "machine": {"platform": ..., "cpu": ..., "cpu_count": 2, "backend": "cpu", ...},
    "created": "2025-01-01T12:00:00Z"}
@@ -25,7 +25,8 @@ being re-planned. The file, written once by process 0 with a temp file and a ren
 total_steps is a function of the recorded seconds_per_step and budget only, which is what
 `read_plan` checks. Where the measuring happens (a throwaway copy of the state, the real
 step function and input pipeline) is the caller's: it passes `measure(n) -> seconds/step`,
-and `time_steps` is the generic timer for it.
+and `time_steps` is the generic timer for it. It should time what the loop runs every step
+(the online probe's step too, where on), or the plan overshoots by the part left out.
 """
 
 from __future__ import annotations
