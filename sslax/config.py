@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from sslax import online_probe, optim
+from sslax import budget, online_probe, optim
 from sslax.data import augment, datasets
 from sslax.data.augment import default_view_config
 from sslax.errors import ConfigError, require
@@ -149,6 +149,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
           f"{method.name!r}; valid keys: {sorted(known)}")
   validate_eval(config)
   _validate_finetune(config)
+  budget.validate(config)
 
 
 def _validate_optimizer(config: ml_collections.ConfigDict) -> None:

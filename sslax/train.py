@@ -16,7 +16,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from sslax import assemble
+from sslax import assemble, budget
 from sslax import checkpoint as checkpoint_lib
 from sslax import config as config_lib
 from sslax import metrics as metrics_lib
@@ -35,11 +35,16 @@ def train(config: ml_collections.ConfigDict, workdir: str, init_from: dict | Non
   config_lib.validate(config)
   mesh = assemble.make_mesh(config)
   os.makedirs(workdir, exist_ok=True)
+  run = assemble.build(config, mesh, source=source, init_from=init_from)
+  # A wall-clock budget (sslax/budget.py) fixes total_steps from the measured speed, once per
+  # workdir; the schedules are built from it, so the step is rebuilt with the planned count.
+  steps = budget.plan_total_steps(config, workdir, lambda n: _seconds_per_step(run, config, n))
+  if steps != config.total_steps:
+    config = budget.with_total_steps(config, steps)
+    run = assemble.build(config, mesh, source=run.source, init_from=init_from)
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
-
-  run = assemble.build(config, mesh, source=source, init_from=init_from)
   state = run.state
   checkpointer = checkpoint_lib.Checkpointer(
       workdir, keep=config.keep_checkpoints, async_save=config.async_checkpoints)
@@ -48,11 +53,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, init_from: dict | Non
   if restored_step is not None:
     log.warning("resuming from the checkpoint at step %d in %s", start_step, checkpointer.directory)
 
-  batches = pipeline.host_batches(
-      run.source, global_batch=config.batch_size, seed=config.seed, start_step=start_step)
-  keys = (run.source.input_key, "mask", "label", "position")
-  device_batches = parallel.device_prefetch(
-      ({k: b[k] for k in keys if k in b} for b in batches), mesh)
+  batches, device_batches = _batches(run, config, start_step)
   diagnostics_every = config.diagnostics.every_steps or config.log_every_steps if run.diagnostics else 0
   writer = metrics_lib.MetricWriter(workdir, start_step=start_step)
   progress = metrics_lib.Progress(config.total_steps, config.batch_size, start_step)
@@ -89,3 +90,21 @@ def train(config: ml_collections.ConfigDict, workdir: str, init_from: dict | Non
   if preempted:  # raised only now: the checkpoint above is written and closed
     raise preemption.Preempted(step, checkpointer.directory)
   return state, run.model, mesh
+
+
+def _batches(run: assemble.Run, config: ml_collections.ConfigDict, start_step: int = 0):
+  """-> (this host's batch stream from `start_step`, to close; the same batches on the mesh)."""
+  batches = pipeline.host_batches(
+      run.source, global_batch=config.batch_size, seed=config.seed, start_step=start_step)
+  keys = (run.source.input_key, "mask", "label", "position")
+  return batches, parallel.device_prefetch(
+      ({k: b[k] for k in keys if k in b} for b in batches), run.mesh)
+
+
+def _seconds_per_step(run: assemble.Run, config: ml_collections.ConfigDict, n: int) -> float:
+  """The loop's step timed on the run's own batches, from a copy of its initial state."""
+  batches, device_batches = _batches(run, config)
+  try:
+    return budget.time_steps(run.step_fn, run.state, device_batches, config.budget.warmup_steps, n)
+  finally:
+    batches.close()
