@@ -47,6 +47,7 @@ def load_run(workdir: str):
   """-> (config, vocabulary, embedding table [V, D] numpy) of the newest checkpoint."""
   from sslax import assemble, parallel
   from sslax.data import text
+  from sslax.errors import ConfigError
   from sslax.methods import get_method
 
   path = os.path.join(workdir, "config.json")
