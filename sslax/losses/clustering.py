@@ -112,7 +112,8 @@ def swapped_prediction(codes: jax.Array, scores: jax.Array, temperature: float =
   """SwAV's swapped prediction loss (Caron et al. 2020, eq. 1 and main_swav.py).
 
   Args:
-    codes: [2, local_batch, K] soft codes of the two global crops (e.g. `sinkhorn_knopp`'s).
+    codes: [2, local_batch, K] (or a pair of [local_batch, K]) soft codes of the two global
+      crops (e.g. `sinkhorn_knopp`'s).
     scores: [n_crops, local_batch, K] prototype scores of every crop, the 2 global ones first.
     temperature: of the softmax that turns scores into predicted codes.
     axis_name: mesh axis for the global-batch mean; None on a single device.
