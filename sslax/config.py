@@ -152,7 +152,7 @@ def _validate_eval(config: ml_collections.ConfigDict) -> None:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError for a value that cannot work; call before building anything."""
-  from sslax.methods import METHODS
+  from sslax.methods import get_method
   from sslax.methods.base import no_state
   from sslax.models import ENCODERS
 
@@ -160,7 +160,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
               "keep_checkpoints"):
     _require(isinstance(config[key], int) and config[key] > 0, key,
              f"must be a positive integer, got {config[key]!r}")
-  _choice(config, "method.name", METHODS)
+  get_method(config.method.name)  # a ConfigError naming the choices for an unknown name
   _choice(config, "model.name", ENCODERS)
   _choice(config, "precision", PRECISIONS)
   _require(isinstance(config.accumulation_steps, int) and config.accumulation_steps > 0,
@@ -168,7 +168,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _require(config.batch_size % config.accumulation_steps == 0, "accumulation_steps",
            f"{config.accumulation_steps} does not divide batch_size = {config.batch_size}; "
            "choose a divisor of the batch size")
-  _require(config.accumulation_steps == 1 or METHODS[config.method.name].init_state is no_state,
+  _require(config.accumulation_steps == 1 or get_method(config.method.name).init_state is no_state,
            "accumulation_steps", f"method {config.method.name!r} updates its state (target "
            "network, queue, center) from each step's outputs, which accumulation would split "
            "into micro-batches; set accumulation_steps=1 (supported for stateless methods)")
@@ -196,7 +196,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
              "must be in (0, 1]; 1: no layer-wise decay")
     _require(0 <= config.finetune.label_smoothing < 1, "finetune.label_smoothing", "must be in [0, 1)")
 
-  method = METHODS[config.method.name]
+  method = get_method(config.method.name)
   if not images:
     _require(len(config.views) == 0, "views",
              f"{config.data.name} holds sequences or text, which take no image views (the "
@@ -220,3 +220,4 @@ def validate(config: ml_collections.ConfigDict) -> None:
   unknown = set(config.method.keys()) - known
   _require(not unknown, "method", f"unknown key(s) {sorted(unknown)} for method "
            f"{method.name!r}; valid keys: {sorted(known)}")
+  method.validate(config)
