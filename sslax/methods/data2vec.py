@@ -19,7 +19,6 @@ task was trivial; instance normalization makes every feature vary over the patch
 construction.
 
   L = sum_{b, i masked} mean_j (head(student_i)_j - y_ij)^2 / #masked (global batch),
-  L = sum_{b, i masked} mean_j (head(student_i)_j - y_ij)^2 / #masked (global batch),
 
 (the paper's smooth L1 with beta -> 0 used for vision is an L2 loss up to scale; here
 `loss_beta` = 0 gives the squared error, > 0 the smooth L1 with that beta).
@@ -117,7 +116,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         f"(the ViT has {depth} blocks)")
   if config.method.target_norm not in TARGET_NORMS:
     raise ConfigError(f"config.method.target_norm={config.method.target_norm!r}: use "
-                                 f"one of {sorted(TARGET_NORMS)}")
+                      f"one of {sorted(TARGET_NORMS)}")
 
 
 def build(config: ml_collections.ConfigDict) -> Data2Vec:

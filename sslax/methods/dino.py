@@ -75,7 +75,7 @@ def defaults() -> ml_collections.ConfigDict:
       norm_last_layer=True,          # --norm_last_layer True: weight-norm gain fixed to 1
       # Teacher and temperatures.
       base_momentum=0.996,           # --momentum_teacher, cosine to 1
-      momentum_schedule="cosine",    # (methods/base.py target_transform)
+      momentum_schedule="cosine",    # (methods/common/target.py target_transform)
       student_temp=0.1,
       warmup_teacher_temp=0.04,      # --warmup_teacher_temp
       teacher_temp=0.04,             # --teacher_temp (0.07 with a 30-epoch warm-up in the README)

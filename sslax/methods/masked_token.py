@@ -98,7 +98,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 {"sequence_transformer": "with causal=False: it reads both sides of a token"})
   if config.model.causal:
     raise ConfigError("config.model.causal: masked_token predicts a token from both "
-                                 "sides; set causal=False (next_token is the causal model)")
+                      "sides; set causal=False (next_token is the causal model)")
   check_mask_probabilities(config)
   require_modality(config, "masked_token", "tokens")
 

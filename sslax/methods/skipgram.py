@@ -143,8 +143,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         f">= 1, subsample={cfg.subsample} >= 0, pair_capacity={cfg.pair_capacity} in (0, 1]")
   require_modality(config, "skipgram", "tokens")
   if config.model.num_special != NUM_SPECIAL:
-    raise ConfigError(f"config.model.num_special: the text vocabulary has "
-                                 f"{NUM_SPECIAL} special ids, got {config.model.num_special}")
+    raise ConfigError(f"config.model.num_special: the text vocabulary has {NUM_SPECIAL} special "
+                      f"ids, got {config.model.num_special}")
 
 
 def build(config: ml_collections.ConfigDict) -> SkipGram:
