@@ -22,10 +22,10 @@ def _module_path(name: str) -> str:
   return name if "." in name else f"{__name__}.{name}"
 
 
-def _unknown(name: str, why: str) -> ConfigError:
+def _unknown(name: str, why: str = "") -> ConfigError:
   return ConfigError(
-      f"config.method.name: {name!r} {why}; choose one of {available_methods()} or give the "
-      "import path of a module that defines METHOD (e.g. my_package.my_method)")
+      f"config.method.name: {name!r} is not one of {available_methods()}{why}, nor the import "
+      "path of a module that defines METHOD = Method(...) (e.g. my_package.my_method)")
 
 
 def get_method(name: str) -> Method:
@@ -39,10 +39,10 @@ def get_method(name: str) -> Method:
     # dependency inside the method's module is that module's error and must surface as is.
     if e.name is None or not (path == e.name or path.startswith(e.name + ".")):
       raise
-    raise _unknown(name, "is not a method") from None
+    raise _unknown(name) from None
   method = getattr(module, "METHOD", None)
   if not isinstance(method, Method):
-    raise _unknown(name, f"names module {path}, which defines no METHOD = Method(...)")
+    raise _unknown(name, f" (module {path} defines no METHOD)")
   return dataclasses.replace(method, name=name)
 
 
