@@ -147,6 +147,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   unknown = set(config.method.keys()) - known
   require(not unknown, "method", f"unknown key(s) {sorted(unknown)} for method "
           f"{method.name!r}; valid keys: {sorted(known)}")
+  method.validate(config)
   validate_eval(config)
   _validate_finetune(config)
   budget.validate(config)

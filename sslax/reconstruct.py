@@ -55,11 +55,11 @@ def write_png(path: str, grid: np.ndarray) -> None:
 
 def _require_reconstruction(config) -> object:
   from sslax import config as config_lib
-  from sslax.methods import METHODS, get_method
+  from sslax.methods import available_methods, get_method
 
   method = get_method(config.method.name)
   if method.reconstruct is None:
-    able = sorted(name for name, m in METHODS.items() if m.reconstruct is not None)
+    able = [name for name in available_methods() if get_method(name).reconstruct is not None]
     raise ConfigError(
         f"config.method.name: {method.name!r} reconstructs nothing (its Method.reconstruct is "
         "None); pictures come from self-prediction methods: "
@@ -91,7 +91,7 @@ def reconstruction_rows(config, workdir: str, *, num_images: int = 8, split: str
   views = augment.normalize(augment.center_view(images, config.data.image_size), mean, std)
   keys = jax.random.split(jax.random.key(config.seed), num_images)
   variables = parallel.to_host({"params": state.params, "batch_stats": state.batch_stats})
-  out = jax.jit(lambda v, x, k: method.reconstruct(model, v, x, k, config.method))(variables, views, keys)
+  out = jax.jit(lambda v, x, k: method.reconstruct(model, v, x, k, config))(variables, views, keys)
   rows = {}
   for kind in ROWS:
     if kind not in out or out[kind].shape != views.shape:

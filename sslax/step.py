@@ -86,7 +86,7 @@ def initial_state(config: ml_collections.ConfigDict, method: Method, model: nn.M
   variables = init_variables(model, config, data)
   if init_from is not None:
     variables = with_subtrees(variables, init_from)
-  method_state = method.init_state(config, variables)
+  method_state = method.init_state(config, variables, data)
   probe = {}
   if config.online_probe.enabled:
     evaluated = method.evaluated_variables(config, variables["params"], variables["batch_stats"],
@@ -142,7 +142,7 @@ def make_train_step(method: Method, model: nn.Module, tx: optax.GradientTransfor
     def grad_fn(inputs: StepInputs, batch_stats):
       def loss_fn(params):
         variables = {"params": params, "batch_stats": batch_stats}
-        return method.loss(model, variables, inputs, config.method, axis)
+        return method.loss(model, variables, inputs, config, axis)
       return jax.value_and_grad(loss_fn, has_aux=True)(state.params)
 
     # One call, or config.accumulation_steps micro-batches in a scan (sslax/accumulate.py).

@@ -36,7 +36,7 @@ from sslax import step as step_lib
 from sslax import optim, train
 from sslax.data.pipeline import DATASET_INFO
 from sslax.evaluate import finetune
-from sslax.methods import METHODS, get_method
+from sslax.methods import available_methods, get_method
 from sslax.models import ConvNet
 from tests.helpers import tiny_config, write_tiny_fashion_mnist
 
@@ -137,7 +137,7 @@ def method_config(name: str):
   return config
 
 
-@pytest.mark.parametrize("name", sorted(n for n in METHODS
+@pytest.mark.parametrize("name", sorted(n for n in available_methods()
                                         if os.path.exists(os.path.join(REPO, "configs", f"{n}_fashion_mnist.py"))))
 def test_every_method_evaluates_an_encoder_shaped_like_the_fine_tuned_one(name):
   config = method_config(name)
@@ -147,7 +147,7 @@ def test_every_method_evaluates_an_encoder_shaped_like_the_fine_tuned_one(name):
   def evaluated_encoder():
     variables = method.build(config).init(jax.random.key(0), x, train=False)
     variables = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
-    state = method.init_state(config, variables)
+    state = method.init_state(config, variables, None)
     return method.evaluated_variables(config, variables["params"], variables["batch_stats"],
                                       state)["params"]["encoder"]
 

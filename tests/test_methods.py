@@ -89,7 +89,7 @@ def test_simsiam_gradient_reaches_predictor_and_encoder(data_dir):
       inputs = StepInputs(views=views, labels=jnp.zeros(8, jnp.int32), step=jnp.zeros((), jnp.int32),
                           state={})
       value, aux = method.loss(model, {**variables, "params": params}, inputs,
-                               config.method, parallel.DATA_AXIS)
+                               config, parallel.DATA_AXIS)
       return value, aux.metrics
     value, metrics = jax.vmap(per_device, axis_name=parallel.DATA_AXIS)([v[None] for v in views])
     return value[0], jax.tree.map(lambda m: m[0], metrics)

@@ -28,7 +28,8 @@ from sslax import checkpoint as checkpoint_lib
 from sslax.errors import ConfigError
 from sslax import optim, parallel, train
 from sslax.data import pipeline
-from sslax.methods import base, dino, get_method, swav
+from sslax.methods import dino, get_method, swav
+from sslax.methods.common import networks
 from tests.helpers import tiny_config, write_tiny_fashion_mnist
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -221,8 +222,8 @@ def global_crop_embeddings(r, params, batch_stats, step):
   model = r["model"]
 
   def forward(views):
-    (z, _), _ = base.multicrop_apply(model, {"params": params, "batch_stats": batch_stats},
-                                     views, freeze_prototypes=False)
+    (z, _), _ = networks.multicrop_apply(model, {"params": params, "batch_stats": batch_stats},
+                                         views, freeze_prototypes=False)
     return z
   z = jax.vmap(forward, axis_name=parallel.DATA_AXIS)([v[None] for v in views])[0]
   return np.asarray(z[:2])
@@ -249,9 +250,10 @@ def test_swav_queue_length_must_divide_by_batch(data_dir):
   config = method_config("swav", data_dir)
   config.method.queue_length = BATCH + 4
   with pytest.raises(ConfigError, match="queue_length"):
-    get_method("swav").init_state(config, {})
+    get_method("swav").validate(config)
   config.method.queue_length = 0
-  assert swav.init_state(config, {}) == {}
+  get_method("swav").validate(config)
+  assert swav.init_state(config, {}, None) == {}
 
 
 def test_clip_grad_per_tensor_matches_definition():

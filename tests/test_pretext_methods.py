@@ -115,7 +115,7 @@ def test_rotation_loss_is_cross_entropy_with_the_rotation_labels(data_dir):
   def per_device(view):
     inputs = StepInputs(views=[view], labels=jnp.zeros(4, jnp.int32), step=jnp.zeros((), jnp.int32),
                         state={})
-    value, aux = rotation.loss(model, variables, inputs, config.method, parallel.DATA_AXIS)
+    value, aux = rotation.loss(model, variables, inputs, config, parallel.DATA_AXIS)
     logits, _ = model.apply(variables, jnp.asarray(stacked), train=True, mutable=["batch_stats"],
                             method="classify")
     return value, aux.metrics["accuracy"], logits
@@ -162,7 +162,7 @@ def test_permutation_set_is_greedy_maximin():
 def test_permutation_set_lives_in_the_method_state(data_dir):
   config = method_config("jigsaw", data_dir)
   config.method.num_permutations = 30
-  state = jigsaw.init_state(config, {})
+  state = jigsaw.init_state(config, {}, None)
   np.testing.assert_array_equal(np.asarray(state["permutations"]), jigsaw.permutation_set(30, 0))
 
 
@@ -255,11 +255,11 @@ def test_patch_geometry_must_fit_the_view(data_dir):
   config = method_config("relative_patch", data_dir)
   config.method.patch_gap = 4  # 3 * 8 + 2 * 4 + 2 = 34 > 32
   with pytest.raises(ConfigError, match="patch_size"):
-    relative_patch.build(config)
+    relative_patch.validate(config)
   config = method_config("jigsaw", data_dir)
   config.method.tile_size = 11  # cells of 30 // 3 = 10
   with pytest.raises(ConfigError, match="tile_size"):
-    jigsaw.build(config)
+    jigsaw.validate(config)
 
 
 def test_chroma_guard():

@@ -27,7 +27,7 @@ from PIL import Image
 
 from sslax.errors import ConfigError
 from sslax import reconstruct, train
-from sslax.methods import METHODS
+from sslax import methods
 from tests.helpers import tiny_config, write_tiny_fashion_mnist
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,7 +62,7 @@ def test_grid_png_reads_back_with_the_hand_computed_layout(tmp_path):
 # End to end
 # ----------------------------------------------------------------------------
 
-def fake_reconstruct(model, variables, views, keys, cfg):
+def fake_reconstruct(model, variables, views, keys, config):
   """A stand-in self-prediction: corrupted = the top half set to one random value per
   image (from its key), reconstruction = the mirror image (plus 0 x the encoder's
   features, so the restored variables must run)."""
@@ -84,7 +84,9 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture
 def fake_simclr(monkeypatch):
-  monkeypatch.setitem(METHODS, "simclr", dataclasses.replace(METHODS["simclr"], reconstruct=fake_reconstruct))
+  real = methods.get_method
+  monkeypatch.setattr(methods, "get_method", lambda name: dataclasses.replace(
+      real(name), reconstruct=fake_reconstruct) if name == "simclr" else real(name))
 
 
 def read_idx(path: str) -> np.ndarray:
@@ -130,7 +132,7 @@ def test_no_checkpoint_says_pretrain_first(data_dir, fake_simclr, tmp_path):
 
 
 def test_command_line_refuses_a_method_without_reconstruction(tmp_path):
-  able = sorted(name for name, method in METHODS.items() if method.reconstruct is not None)
+  able = [name for name in methods.available_methods() if methods.get_method(name).reconstruct is not None]
   result = subprocess.run(
       [sys.executable, "-m", "sslax.reconstruct", "--config=configs/simclr_fashion_mnist.py",
        f"--workdir={tmp_path}", f"--out={tmp_path / 'x.png'}"],

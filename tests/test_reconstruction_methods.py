@@ -156,13 +156,13 @@ def test_corruption_is_a_function_of_the_example_key(corruption):
   assert len({d.tobytes() for d in draws}) == 6
 
 
-def test_bad_denoising_config_is_refused_at_build():
+def test_bad_denoising_config_is_refused_by_validate():
   for key, value in (("corruption", "blur"), ("loss_on", "some"), ("fraction", 0.0), ("fraction", 1e-4),
                      ("decoder_norm", "layer")):
     config = ml_collections.ConfigDict({"method": dae_cfg(**{key: value}), "model": encoder_config("convnet"),
                                         "data": {"name": "fashion_mnist", "image_size": 28}})
     with pytest.raises(ConfigError, match=key):
-      denoising_ae.build(config)
+      denoising_ae.validate(config)
 
 
 # ----------------------------------------------------------------------------
@@ -201,12 +201,12 @@ def network(name: str, data_name: str = "fashion_mnist", size: int = 28):
 
 def loss_and_output(method, config, views, ks, mean=MEAN, std=STD, network_input=None):
   """(method.loss, the network's train-mode output on network_input(views)) as one device."""
-  model, variables = network(method.METHOD.name, config.data.name, config.data.image_size)
+  model, variables = network(method.defaults().name, config.data.name, config.data.image_size)
 
   def fn(views, ks):
     inputs = StepInputs(views=[views], labels=jnp.zeros(len(views), jnp.int32), step=jnp.zeros((), jnp.int32),
                         state={}, keys=ks, pixel_mean=mean, pixel_std=std)
-    value, _ = method.loss(model, variables, inputs, config.method, parallel.DATA_AXIS)
+    value, _ = method.loss(model, variables, inputs, config, parallel.DATA_AXIS)
     out, _ = model.apply(variables, network_input(views, ks), train=True, mutable=["batch_stats"])
     return value, out
   return jax.tree.map(np.asarray, jax.jit(lambda v, k: per_device(fn, v, k))(jnp.asarray(views), ks))
@@ -291,15 +291,15 @@ def test_inpainting_loss_reads_only_the_block():
   assert float(losses.weighted_mse(inside, x, weights)) > value + 1.0
 
 
-def test_bad_inpainting_config_is_refused_at_build():
+def test_bad_inpainting_config_is_refused_by_validate():
   config = tiny_model_config("inpainting")
   config.method.overlap = 7  # 2 x 7 >= the 14 px block
   with pytest.raises(ConfigError, match="overlap"):
-    inpainting.build(config)
+    inpainting.validate(config)
   config = tiny_model_config("inpainting")
   config.method.block = "corner"
   with pytest.raises(ConfigError, match="block"):
-    inpainting.build(config)
+    inpainting.validate(config)
 
 
 # ----------------------------------------------------------------------------
@@ -368,14 +368,14 @@ def test_colorization_loss_against_numpy(kind):
 def test_colorization_refuses_one_channel_data():
   config = tiny_model_config("colorization", "fashion_mnist")
   with pytest.raises(ConfigError, match=r"'fashion_mnist' has 1 channel.*cifar10.*imagenet2012.*stl10"):
-    colorization.build(config)
-  # A dataset build cannot tell: refused when the loss sees the 1-channel views.
+    colorization.validate(config)
+  # A dataset validate cannot tell: refused when the loss sees the 1-channel views.
   config = tiny_model_config("colorization", "my_grey_scans")
   model = colorization.build(config)
   inputs = StepInputs(views=[jnp.zeros((2, 28, 28, 1))], labels=jnp.zeros(2, jnp.int32),
                       step=jnp.zeros((), jnp.int32), state={}, keys=keys(2))
   with pytest.raises(ConfigError, match="1 channel"):
-    colorization.loss(model, {}, inputs, config.method, None)
+    colorization.loss(model, {}, inputs, config, None)
 
 
 # ----------------------------------------------------------------------------
@@ -391,14 +391,14 @@ def test_reconstruct_pictures():
   block = np.zeros((28, 28), bool)
   block[7:21, 7:21] = True
   for method in (denoising_ae, inpainting):
-    config = tiny_model_config(method.METHOD.name)
-    model, variables = network(method.METHOD.name)
+    config = tiny_model_config(method.defaults().name)
+    model, variables = network(method.defaults().name)
     corrupt = (lambda k, x: denoising_ae.corrupt(k, x, config.method, MEAN, STD)[0]) if method is denoising_ae \
         else (lambda k, x: inpainting.mask_blocks(k, x, config.method)[0])
 
     def both(v, x, k):  # one compile: the pictures and the reference
       corrupted = corrupt(k, x)
-      return method.reconstruct(model, v, x, k, config.method), corrupted, model.apply(v, corrupted, train=False)
+      return method.reconstruct(model, v, x, k, config), corrupted, model.apply(v, corrupted, train=False)
     pictures, corrupted, output = jax.tree.map(np.asarray, jax.jit(both)(variables, x, ks))
     assert {k: v.shape for k, v in pictures.items()} == {k: x.shape for k in ("input", "corrupted", "reconstruction")}
     np.testing.assert_array_equal(pictures["input"], x)
@@ -415,7 +415,7 @@ def test_reconstruct_pictures():
   views = jnp.asarray((rgb - np.asarray(RGB_MEAN)) / np.asarray(RGB_STD))
 
   def both(v, x, k):
-    pictures = colorization.reconstruct(model, v, x, k, config.method)
+    pictures = colorization.reconstruct(model, v, x, k, config)
     return pictures, model.apply(v, pictures["corrupted"], train=False)
   pictures, ab = jax.tree.map(np.asarray, jax.jit(both)(variables, views, keys(2)))
   colour = pictures["reconstruction"] * np.asarray(RGB_STD) + np.asarray(RGB_MEAN)

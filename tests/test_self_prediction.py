@@ -21,8 +21,11 @@ from sslax.data import pipeline
 from sslax import assemble
 from sslax import step as step_lib
 from sslax.errors import ConfigError
-from sslax import parallel, train
+from sslax import losses, parallel, train
 from sslax.methods import data2vec, get_method, mae
+from sslax.methods.common.masking import random_masking
+from sslax.methods.common.patches import patchify, unpatchify
+from sslax.methods.common.tokens import gather_tokens
 from sslax.models import build_encoder, encoder_config
 from sslax.models.attention import MultiHeadAttention
 from sslax.models.vit import sincos_2d
@@ -139,18 +142,18 @@ def test_vit_rejects_an_image_that_is_not_a_multiple_of_the_patch():
 
 def test_patchify_matches_numpy_slicing_and_round_trips():
   images = np.random.default_rng(0).normal(size=(2, 12, 8, 3)).astype(np.float32)
-  patches = np.asarray(mae.patchify(jnp.asarray(images), 4))
+  patches = np.asarray(patchify(jnp.asarray(images), 4))
   assert patches.shape == (2, 6, 48)
   for b in range(2):
     for i in range(6):
       r, c = divmod(i, 2)                           # row by row, 2 patches per row
       np.testing.assert_array_equal(patches[b, i], images[b, 4 * r:4 * r + 4, 4 * c:4 * c + 4].reshape(-1))
-  np.testing.assert_array_equal(np.asarray(mae.unpatchify(jnp.asarray(patches), 4, 12, 8)), images)
+  np.testing.assert_array_equal(np.asarray(unpatchify(jnp.asarray(patches), 4, 12, 8)), images)
 
 
 @pytest.mark.parametrize("ratio,num_patches", [(0.75, 49), (0.75, 196), (0.6, 16)])
 def test_masking_hides_exactly_the_configured_count_and_follows_the_key(ratio, num_patches):
-  keep, mask, restore = map(np.asarray, mae.random_masking(keys(6), num_patches, ratio))
+  keep, mask, restore = map(np.asarray, random_masking(keys(6), num_patches, ratio))
   num_keep = int(num_patches * (1 - ratio))
   assert keep.shape == (6, num_keep) and mask.shape == (6, num_patches)
   np.testing.assert_array_equal(mask.sum(1), num_patches - num_keep)   # same count per example
@@ -161,19 +164,19 @@ def test_masking_hides_exactly_the_configured_count_and_follows_the_key(ratio, n
     np.testing.assert_array_equal(restore[b, keep[b]], np.arange(num_keep))
   assert len({tuple(m) for m in mask}) == 6                             # keys differ -> masks differ
   # Reproducible: the mask of an example depends only on its key.
-  again = np.asarray(mae.random_masking(keys(6)[::-1], num_patches, ratio)[1])
+  again = np.asarray(random_masking(keys(6)[::-1], num_patches, ratio)[1])
   np.testing.assert_array_equal(again, mask[::-1])
 
 
 def test_a_ratio_that_leaves_no_patch_is_a_config_error():
   with pytest.raises(ConfigError, match="mask_ratio"):
-    mae.random_masking(keys(2), 16, 0.99)
+    random_masking(keys(2), 16, 0.99)
 
 
 def test_gather_tokens_equals_take_along_axis():
   tokens = jnp.asarray(np.random.default_rng(0).normal(size=(2, 7, 3)), jnp.float32)
   index = jnp.asarray([[6, 0, 3], [1, 1, 5]])
-  np.testing.assert_allclose(np.asarray(mae.gather_tokens(tokens, index)),
+  np.testing.assert_allclose(np.asarray(gather_tokens(tokens, index)),
                              np.asarray(tokens)[np.arange(2)[:, None], np.asarray(index)], rtol=1e-6)
 
 
@@ -204,13 +207,13 @@ def test_mae_loss_matches_numpy_and_ignores_visible_patches(norm_pix):
   pred = rng.normal(size=(3, 4, 32)).astype(np.float32)
   mask = np.array([[1, 0, 1, 1], [0, 1, 1, 1], [1, 1, 0, 1]], np.float32)
   target = mae.pixel_targets(jnp.asarray(images), 4, norm_pix)
-  value = float(mae.masked_patch_mse(jnp.asarray(pred), target, jnp.asarray(mask)))
+  value = float(losses.masked_patch_mse(jnp.asarray(pred), target, jnp.asarray(mask)))
   np.testing.assert_allclose(value, numpy_mae_loss(pred, images, mask, 4, norm_pix), rtol=1e-5)
   changed = pred.copy()
   changed[mask == 0] += 100.0                                # anything at visible patches
-  assert float(mae.masked_patch_mse(jnp.asarray(changed), target, jnp.asarray(mask))) == pytest.approx(value)
+  assert float(losses.masked_patch_mse(jnp.asarray(changed), target, jnp.asarray(mask))) == pytest.approx(value)
   changed[0, 0] += 1.0                                       # a hidden patch moves the loss
-  assert float(mae.masked_patch_mse(jnp.asarray(changed), target, jnp.asarray(mask))) != pytest.approx(value)
+  assert float(losses.masked_patch_mse(jnp.asarray(changed), target, jnp.asarray(mask))) != pytest.approx(value)
 
 
 def test_mae_loss_over_devices_is_the_global_masked_mean():
@@ -219,7 +222,7 @@ def test_mae_loss_over_devices_is_the_global_masked_mean():
   mask = (rng.random((2, 4, 5)) < 0.6).astype(np.float64)
   mask[0] = 0.0
   mask[0, 0, 0] = 1.0                                        # devices with very different counts
-  per_device = jax.vmap(lambda p, t, m: mae.masked_patch_mse(p, t, m, "d"), axis_name="d")(
+  per_device = jax.vmap(lambda p, t, m: losses.masked_patch_mse(p, t, m, "d"), axis_name="d")(
       jnp.asarray(pred, jnp.float32), jnp.asarray(target, jnp.float32), jnp.asarray(mask, jnp.float32))
   expected = numpy_mae_loss_flat(pred.reshape(8, 5, 6), target.reshape(8, 5, 6), mask.reshape(8, 5))
   np.testing.assert_allclose(np.asarray(per_device), expected, rtol=1e-5)
@@ -234,9 +237,9 @@ def test_mae_reconstruction_keeps_the_visible_patches(data_dir):
   model = mae.build(config)
   variables = step_lib.init_variables(model, config, 1)
   views = jnp.asarray(np.random.default_rng(0).normal(size=(2, 28, 28, 1)), jnp.float32)
-  out = {k: np.asarray(v) for k, v in mae.reconstruct(model, variables, views, keys(2), config.method).items()}
-  _, mask, _ = mae.random_masking(keys(2), 16, config.method.mask_ratio)
-  pixel_mask = np.asarray(mae.unpatchify(jnp.repeat(mask[:, :, None], 49, axis=2), 7, 28, 28)) > 0
+  out = {k: np.asarray(v) for k, v in mae.reconstruct(model, variables, views, keys(2), config).items()}
+  _, mask, _ = random_masking(keys(2), 16, config.method.mask_ratio)
+  pixel_mask = np.asarray(unpatchify(jnp.repeat(mask[:, :, None], 49, axis=2), 7, 28, 28)) > 0
   np.testing.assert_array_equal(out["corrupted"][~pixel_mask], np.asarray(views)[~pixel_mask])
   np.testing.assert_array_equal(out["corrupted"][pixel_mask], 0.0)
   np.testing.assert_allclose(out["reconstruction"][~pixel_mask], np.asarray(views)[~pixel_mask], atol=1e-6)
@@ -247,7 +250,7 @@ def test_mae_needs_a_vit(data_dir):
   config = method_config("mae", data_dir)
   config.model = encoder_config("convnet")
   with pytest.raises(ConfigError, match="vit"):
-    mae.build(config)
+    mae.validate(config)
 
 
 # ----------------------------------------------------------------------------
@@ -291,8 +294,8 @@ def test_data2vec_regression_loss_matches_numpy_on_masked_positions(beta):
   diff = pred - target
   per = diff ** 2 if beta == 0 else np.where(np.abs(diff) < beta, 0.5 * diff ** 2 / beta, np.abs(diff) - beta / 2)
   expected = per.mean(-1)[mask].mean()
-  value = data2vec.regression_loss(jnp.asarray(pred, jnp.float32), jnp.asarray(target, jnp.float32),
-                                   jnp.asarray(mask), beta, None)
+  value = losses.masked_regression(jnp.asarray(pred, jnp.float32), jnp.asarray(target, jnp.float32),
+                                 jnp.asarray(mask), beta, None)
   np.testing.assert_allclose(float(value), expected, rtol=1e-5)
 
 

@@ -11,6 +11,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 import pytest
@@ -20,6 +21,7 @@ from sslax import config as config_lib
 from sslax import parallel
 from sslax.methods import apc, cpc, masked_frames, masked_token, next_token, skipgram
 from sslax.methods.base import StepInputs
+from sslax.methods.common import tokens as token_ops
 from sslax.models.sequence import CPCEncoder, CPCPredictors, GRUStack, SequenceTransformer, SkipGramEmbeddings
 
 B, T, F, V = 8, 16, 4, 40
@@ -54,7 +56,7 @@ def token_batch():
 def word_counts():
   """Zipf-like counts over the V ids, specials at 0."""
   counts = 1000.0 / np.arange(1, V + 1)
-  counts[:masked_token.NUM_SPECIAL] = 0
+  counts[:token_ops.NUM_SPECIAL] = 0
   return counts
 
 
@@ -79,6 +81,11 @@ CASES = {
                  token_batch, {"window": 2, "num_negatives": 3},
                  lambda cfg: skipgram.noise_state(word_counts(), cfg.noise_power, cfg.subsample)),
 }
+
+
+def as_config(cfg):
+  """The full config a method's hooks take, around a config.method."""
+  return ml_collections.ConfigDict({"method": cfg})
 
 
 def setup_case(name):
@@ -118,7 +125,7 @@ def test_loss_is_finite_has_a_gradient_and_decreases(name):
   @jax.jit  # one compiled step: an eager optimizer update compiles every op for every leaf
   def step(params, opt_state):
     def loss_fn(params):
-      return module.METHOD.loss(model, {"params": params}, inputs, cfg, None)
+      return module.METHOD.loss(model, {"params": params}, inputs, as_config(cfg), None)
     (value, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, value, optax.tree.norm(grads), aux.metrics
@@ -138,13 +145,13 @@ def test_cpc_loss_on_8_devices_is_the_one_device_global_batch_loss():
   """CPC's negatives come from the whole global batch: splitting the batch over 8 devices
   (one sequence each) does not change the loss."""
   module, model, cfg, inputs, variables = setup_case("cpc")
-  one = jax.jit(lambda v: module.METHOD.loss(model, v, inputs, cfg, None)[0])(variables)
+  one = jax.jit(lambda v: module.METHOD.loss(model, v, inputs, as_config(cfg), None)[0])(variables)
   mesh = parallel.make_mesh(8)
 
   def per_device(variables, batch):
     local = inputs.replace(views=[batch["x"]], mask=batch["mask"], keys=batch["keys"],
                            labels=batch["labels"])
-    return module.METHOD.loss(model, variables, local, cfg, parallel.DATA_AXIS)[0]
+    return module.METHOD.loss(model, variables, local, as_config(cfg), parallel.DATA_AXIS)[0]
   sharded = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(parallel.DATA_AXIS)),
                                   out_specs=P(), check_vma=True))
   eight = sharded(variables, {"x": inputs.views[0], "mask": inputs.mask, "keys": inputs.keys,
@@ -171,7 +178,7 @@ def test_next_token_loss_is_the_cross_entropy_of_real_pairs():
 
   def loss(capacity):
     cfg.pair_capacity = capacity
-    value, aux = jax.jit(lambda v: module.METHOD.loss(model, v, inputs, cfg, None))(variables)
+    value, aux = jax.jit(lambda v: module.METHOD.loss(model, v, inputs, as_config(cfg), None))(variables)
     return float(value), float(aux.metrics["dropped_pairs"])
   # 0.9: more than the 82% real pairs of this batch; 0.5: fewer.
   np.testing.assert_allclose(loss(0.9), (expected, 0), rtol=1e-5)
@@ -185,7 +192,7 @@ def test_masked_token_loss_is_the_cross_entropy_of_the_chosen_tokens():
   def run(variables):
     corrupted, chosen = masked_token.corrupt_tokens(inputs.keys, inputs.views[0], inputs.mask, V, cfg)
     logits = model.apply(variables, corrupted, inputs.mask)  # every position
-    return logits, chosen, module.METHOD.loss(model, variables, inputs, cfg, None)[0]
+    return logits, chosen, module.METHOD.loss(model, variables, inputs, as_config(cfg), None)[0]
   logits, chosen, value = run(variables)
   expected = numpy_cross_entropy(logits, inputs.views[0], np.asarray(chosen))
   np.testing.assert_allclose(float(value), expected, rtol=1e-5)
@@ -193,11 +200,11 @@ def test_masked_token_loss_is_the_cross_entropy_of_the_chosen_tokens():
 
 def test_pack_keeps_live_entries_in_order_and_counts_the_excess():
   weights = jnp.asarray([0, 1, 0, 1, 1, 0, 1], jnp.float32)
-  index, kept, dropped = masked_token.pack(weights, 5)
+  index, kept, dropped = token_ops.pack(weights, 5)
   np.testing.assert_array_equal(index[:4], [1, 3, 4, 6])
   np.testing.assert_array_equal(kept, [1, 1, 1, 1, 0])
   assert int(dropped) == 0
-  index, kept, dropped = masked_token.pack(weights, 2)
+  index, kept, dropped = token_ops.pack(weights, 2)
   np.testing.assert_array_equal(index, [1, 3])
   assert int(dropped) == 2
 
@@ -261,7 +268,7 @@ def test_skipgram_noise_and_subsampling_match_word2vec():
 
 
 # ----------------------------------------------------------------------------
-# Build-time checks: data modality and networks that cannot work.
+# Validate-time checks: data modality and networks that cannot work.
 # ----------------------------------------------------------------------------
 
 def config_for(method, data_name, model):
@@ -276,24 +283,24 @@ def test_methods_refuse_the_wrong_modality_and_name_datasets_that_work():
   from sslax.models import encoder_config
 
   with pytest.raises(ConfigError, match="fortunes"):
-    masked_token.build(config_for(masked_token, "japanese_vowels",
-                                  encoder_config("sequence_transformer")))
+    masked_token.validate(config_for(masked_token, "japanese_vowels",
+                                     encoder_config("sequence_transformer")))
   with pytest.raises(ConfigError, match="japanese_vowels"):
-    apc.build(config_for(apc, "fortunes", encoder_config("gru_stack")))
+    apc.validate(config_for(apc, "fortunes", encoder_config("gru_stack")))
   with pytest.raises(ConfigError, match="japanese_vowels"):
-    cpc.build(config_for(cpc, "fashion_mnist", encoder_config("cpc_encoder")))
+    cpc.validate(config_for(cpc, "fashion_mnist", encoder_config("cpc_encoder")))
 
 
 def test_methods_refuse_networks_that_see_their_target():
   from sslax.models import encoder_config
 
   with pytest.raises(ConfigError, match="causal"):
-    apc.build(config_for(apc, "japanese_vowels", encoder_config("sequence_transformer", causal=False)))
+    apc.validate(config_for(apc, "japanese_vowels", encoder_config("sequence_transformer", causal=False)))
   with pytest.raises(ConfigError, match="causal"):
-    masked_frames.build(config_for(masked_frames, "japanese_vowels",
-                                   encoder_config("sequence_transformer", causal=True)))
+    masked_frames.validate(config_for(masked_frames, "japanese_vowels",
+                                      encoder_config("sequence_transformer", causal=True)))
   with pytest.raises(ConfigError, match="gru_stack"):
-    apc.build(config_for(apc, "japanese_vowels", encoder_config("convnet")))
+    apc.validate(config_for(apc, "japanese_vowels", encoder_config("convnet")))
   built = apc.build(config_for(apc, "japanese_vowels", encoder_config("gru_stack")))
   assert isinstance(built.encoder, GRUStack)
 

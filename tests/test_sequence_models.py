@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from sslax.methods import masked_frames, masked_token
+from sslax.methods.common import tokens as token_ops
 from sslax.models import build_encoder, encoder_config
 from sslax.models.sequence import (CPCEncoder, CPCPredictors, GRUStack, SequenceTransformer,
                                    SkipGramEmbeddings, masked_mean, sinusoidal_positions)
@@ -267,13 +268,13 @@ def test_masked_tokens_bert_proportions_and_padding():
     assert chosen[b].sum() == max(1, int(np.floor(np.float32(0.15) * lengths[b] + 0.5)))
   total = chosen.sum()
   assert abs(total / mask.sum() - 0.15) < 0.01
-  masked = chosen & (corrupted == masked_token.MASK_ID)
+  masked = chosen & (corrupted == token_ops.MASK_ID)
   kept = chosen & (corrupted == tokens)
   replaced = chosen & ~masked & ~kept
   assert abs(masked.sum() / total - 0.8) < 0.03
   assert abs(kept.sum() / total - 0.1) < 0.025  # a random word equal to the original counts as kept
   assert abs(replaced.sum() / total - 0.1) < 0.025
-  assert corrupted[replaced].min() >= masked_token.NUM_SPECIAL and corrupted[replaced].max() < vocab
+  assert corrupted[replaced].min() >= token_ops.NUM_SPECIAL and corrupted[replaced].max() < vocab
 
 
 @pytest.mark.parametrize("scheme", ["frames", "tokens"])

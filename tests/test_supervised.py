@@ -69,7 +69,7 @@ def loss_and_logits(config, labels: np.ndarray, seed: int = 0, classifier_scale:
 
   def per_device(view, labels):
     inputs = StepInputs(views=[view], labels=labels, step=jnp.zeros((), jnp.int32), state={})
-    value, aux = method.loss(model, variables, inputs, config.method, parallel.DATA_AXIS)
+    value, aux = method.loss(model, variables, inputs, config, parallel.DATA_AXIS)
     logits, _ = model.apply(variables, view, train=True, mutable=["batch_stats"])
     return value, aux.metrics, logits
 

@@ -1,47 +1,57 @@
-"""Registry of methods. A method is one file that defines a `METHOD = Method(...)`.
+"""The methods, found by module: a method is a module that defines `METHOD = Method(...)`.
 
-Adding a method is one entry in `METHODS`; the trainer never changes.
+`get_method("simclr")` loads sslax.methods.simclr; `get_method("my_package.my_method")`
+imports that module, so a method in another package runs with no edit to sslax. The
+method's name is its module's (the import path for one outside sslax), set here: adding a
+method is adding its file, nothing else.
 """
 
 from __future__ import annotations
 
-from sslax.methods.base import Method
-from sslax.methods import (barlow_twins, byol, dino, jigsaw, moco_v2, moco_v3, relative_patch,
-                           rotation, simclr, simsiam, supervised, swav, vicreg)
-from sslax.methods import data2vec, mae  # self-prediction (issue 4)
-from sslax.methods import colorization, denoising_ae, inpainting  # reconstruction (issue 4)
-from sslax.methods import apc, cpc, masked_frames  # sequences of frames
-from sslax.methods import masked_token, next_token, skipgram  # text
+import dataclasses
+import importlib
+import pkgutil
 
-METHODS: dict[str, Method] = {
-    "simclr": simclr.METHOD,
-    "moco_v2": moco_v2.METHOD,
-    "moco_v3": moco_v3.METHOD,
-    "byol": byol.METHOD,
-    "simsiam": simsiam.METHOD,
-    "barlow_twins": barlow_twins.METHOD,
-    "vicreg": vicreg.METHOD,
-    "dino": dino.METHOD,
-    "swav": swav.METHOD,
-    "rotation": rotation.METHOD,              # classic pretext tasks (issue 5)
-    "jigsaw": jigsaw.METHOD,
-    "relative_patch": relative_patch.METHOD,
-    "mae": mae.METHOD,                        # self-prediction (issue 4)
-    "data2vec": data2vec.METHOD,
-    "denoising_ae": denoising_ae.METHOD,      # reconstruction (issue 4)
-    "inpainting": inpainting.METHOD,
-    "colorization": colorization.METHOD,
-    "apc": apc.METHOD,                        # sequences of frames
-    "cpc": cpc.METHOD,
-    "masked_frames": masked_frames.METHOD,
-    "skipgram": skipgram.METHOD,              # text
-    "masked_token": masked_token.METHOD,
-    "next_token": next_token.METHOD,
-    "supervised": supervised.METHOD,  # the same backbone trained with labels, for comparison
-}
+from sslax.errors import ConfigError
+from sslax.methods.base import Method
+
+__all__ = ["Method", "available_methods", "get_method"]
+
+
+def _module_path(name: str) -> str:
+  return name if "." in name else f"{__name__}.{name}"
+
+
+def _unknown(name: str, why: str = "") -> ConfigError:
+  return ConfigError(
+      f"config.method.name: {name!r} is not one of {available_methods()}{why}, nor the import "
+      "path of a module that defines METHOD = Method(...) (e.g. my_package.my_method)")
 
 
 def get_method(name: str) -> Method:
-  if name not in METHODS:
-    raise ValueError(f"method.name={name!r} is not a known method; choose one of {sorted(METHODS)}")
-  return METHODS[name]
+  """The method of module sslax.methods.NAME, or of module NAME when NAME is a dotted import
+  path, with its `name` set; a ConfigError naming the choices for anything else."""
+  path = _module_path(name)
+  try:
+    module = importlib.import_module(path)
+  except ModuleNotFoundError as e:
+    # Only a missing module (or package) of the path itself means an unknown name: a missing
+    # dependency inside the method's module is that module's error and must surface as is.
+    if e.name is None or not (path == e.name or path.startswith(e.name + ".")):
+      raise
+    raise _unknown(name) from None
+  method = getattr(module, "METHOD", None)
+  if not isinstance(method, Method):
+    raise _unknown(name, f" (module {path} defines no METHOD)")
+  return dataclasses.replace(method, name=name)
+
+
+def available_methods() -> list[str]:
+  """The names of sslax's own methods: the modules of this package that define METHOD."""
+  names = []
+  for info in pkgutil.iter_modules(__path__):
+    if info.ispkg or info.name.startswith("_") or info.name == "base":
+      continue
+    if isinstance(getattr(importlib.import_module(f"{__name__}.{info.name}"), "METHOD", None), Method):
+      names.append(info.name)
+  return sorted(names)

@@ -24,14 +24,14 @@ import ml_collections
 
 from sslax.errors import ConfigError
 from sslax import losses, parallel
-from sslax.methods.base import LossAux, Method, StepInputs
+from sslax.methods.base import LossAux, Method, StepInputs, name_of
 from sslax.models import build_encoder
 from sslax.models.sequence import masked_mean, require_modality, require_model
 
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="apc",
+      name=name_of(__name__),
       shift=3,   # n: predict the frame this many steps ahead (the paper's best for 10 ms frames)
   ))
 
@@ -50,7 +50,7 @@ class APCModel(nn.Module):
     return masked_mean(self.encoder(x, mask, train=train), mask)
 
 
-def build(config: ml_collections.ConfigDict) -> APCModel:
+def validate(config: ml_collections.ConfigDict) -> None:
   require_modality(config, "apc", "frames")
   require_model(config, "apc", {"gru_stack": "the paper's network",
                                 "sequence_transformer": "with causal=True"})
@@ -62,15 +62,19 @@ def build(config: ml_collections.ConfigDict) -> APCModel:
         "model sees the target. Set causal=True")
   if config.method.shift < 1:
     raise ConfigError(f"config.method.shift must be >= 1, got {config.method.shift}")
+
+
+def build(config: ml_collections.ConfigDict) -> APCModel:
   return APCModel(encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS))
 
 
-def loss(model: APCModel, variables: dict, inputs: StepInputs, cfg: ml_collections.ConfigDict,
+def loss(model: APCModel, variables: dict, inputs: StepInputs, config: ml_collections.ConfigDict,
          axis_name: str | None):
+  cfg = config.method
   frames, mask = inputs.views[0], inputs.mask
   pred = model.apply(variables, frames, mask, train=True)
   value = losses.apc_loss(pred, frames, mask, cfg.shift, axis_name)
   return value, LossAux(variables.get("batch_stats", {}), {})
 
 
-METHOD = Method(name="apc", defaults=defaults, build=build, loss=loss, num_views=1)
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=1, validate=validate)

@@ -19,12 +19,13 @@ import flax.linen as nn
 import ml_collections
 
 from sslax import losses
-from sslax.methods.base import LossAux, Method, StepInputs, embed_views, encoder_with_projector
+from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common.networks import embed_views, encoder_with_projector
 
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="barlow_twins",
+      name=name_of(__name__),
       lambd=0.0051,                   # off-diagonal weight (paper section 2, ~1/dim)
       projector_hidden=(8192, 8192),  # paper: 3 layers, 8192 wide
       projector_dim=8192,
@@ -36,9 +37,10 @@ def build(config: ml_collections.ConfigDict) -> nn.Module:
 
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
-         cfg: ml_collections.ConfigDict, axis_name: str | None):
+         config: ml_collections.ConfigDict, axis_name: str | None):
+  cfg = config.method
   (z1, z2), batch_stats = embed_views(model, variables, inputs.views)
   return losses.barlow_twins_loss(z1, z2, cfg.lambd, axis_name=axis_name), LossAux(batch_stats, {})
 
 
-METHOD = Method(name="barlow_twins", defaults=defaults, build=build, loss=loss, num_views=2)
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2)

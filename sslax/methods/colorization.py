@@ -23,7 +23,7 @@ Trained on grey inputs (R = G = B), the encoder's first layer receives the same 
 each channel's weights, so on a colour image it computes about what it computes on a grey
 one, plus the untrained part of its random initialization applied to the chroma.
 
-Only colour images can be colorized: a 1-channel dataset is refused in `build` (from
+Only colour images can be colorized: a 1-channel dataset is refused by `validate` (from
 config.data.name) and, for datasets `build` cannot tell, when the loss is traced.
 
 The conversions follow the standard formulas: sRGB (IEC 61966-2-1) gamma, the sRGB-to-XYZ
@@ -38,11 +38,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from sslax import parallel
+from sslax import losses
 from sslax.errors import ConfigError
 from sslax.data import pipeline
-from sslax.methods.base import LossAux, Method, StepInputs
-from sslax.methods.denoising_ae import build_encoder_decoder, normalization
+from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common import encoder_decoder
+from sslax.methods.common.encoder_decoder import build_encoder_decoder, normalization
 from sslax.models.decoder import EncoderDecoder, decoder_defaults
 
 LOSSES = ("l2", "smooth_l1")
@@ -60,7 +61,7 @@ DELTA = 6.0 / 29.0
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="colorization",
+      name=name_of(__name__),
       loss="l2",            # "l2" or "smooth_l1" on the scaled ab
       smooth_l1_beta=0.1,   # smooth_l1: quadratic below this (scaled ab units; 11 in ab)
       ab_scale=110.0,       # ab / ab_scale is the target
@@ -116,7 +117,7 @@ def require_colour(channels: int, dataset: str) -> None:
         f"colour dataset ({', '.join(COLOUR_DATASETS)}), e.g. configs/colorization_cifar10.py")
 
 
-def check(config: ml_collections.ConfigDict) -> None:
+def validate(config: ml_collections.ConfigDict) -> None:
   cfg = config.method
   info = pipeline.DATASET_INFO.get(config.data.name)
   if info is not None:
@@ -126,10 +127,10 @@ def check(config: ml_collections.ConfigDict) -> None:
   if not cfg.ab_scale > 0 or not cfg.smooth_l1_beta > 0:
     raise ConfigError(f"config.method.ab_scale and smooth_l1_beta: must be > 0, got "
                       f"{cfg.ab_scale} and {cfg.smooth_l1_beta}")
+  encoder_decoder.check(config)
 
 
 def build(config: ml_collections.ConfigDict) -> nn.Module:
-  check(config)
   return build_encoder_decoder(config, out_channels=2)
 
 
@@ -144,26 +145,23 @@ def grey_and_ab(views: jax.Array, mean, std, ab_scale: float) -> tuple[jax.Array
 
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
-         cfg: ml_collections.ConfigDict, axis_name: str | None):
+         config: ml_collections.ConfigDict, axis_name: str | None):
+  cfg = config.method
   view = inputs.views[0]
   require_colour(view.shape[-1], "this dataset")
   grey, target, _ = grey_and_ab(view, inputs.pixel_mean, inputs.pixel_std, cfg.ab_scale)
   prediction, new_state = model.apply(variables, grey, train=True, mutable=["batch_stats"])
-  error = prediction - target
-  if cfg.loss == "l2":
-    per_element = jnp.square(error)
-  else:  # smooth L1 (Huber / beta): quadratic near 0, linear beyond beta
-    per_element = jnp.where(jnp.abs(error) < cfg.smooth_l1_beta,
-                            0.5 * jnp.square(error) / cfg.smooth_l1_beta,
-                            jnp.abs(error) - 0.5 * cfg.smooth_l1_beta)
-  return parallel.pmean(jnp.mean(per_element), axis_name), LossAux(new_state["batch_stats"], {})
+  beta = cfg.smooth_l1_beta if cfg.loss == "smooth_l1" else 0.0  # 0: the squared error
+  value = losses.mean_regression(prediction, target, beta, axis_name)
+  return value, LossAux(new_state["batch_stats"], {})
 
 
 def reconstruct(model: EncoderDecoder, variables: dict, views: jax.Array, keys: jax.Array,
-                cfg: ml_collections.ConfigDict, pixel_mean=None, pixel_std=None) -> dict:
+                config: ml_collections.ConfigDict, pixel_mean=None, pixel_std=None) -> dict:
   """The views, their grey version (the network's input) and the colour image made of the
   views' L and the predicted ab (clipped to [0, 1] in sRGB), all normalized like the views.
   No randomness: the keys are unused."""
+  cfg = config.method
   mean, std = normalization(model, views.shape[-1], pixel_mean, pixel_std)
   grey, _, lightness = grey_and_ab(views, mean, std, cfg.ab_scale)
   ab = model.apply(variables, grey, train=False) * cfg.ab_scale
@@ -172,5 +170,5 @@ def reconstruct(model: EncoderDecoder, variables: dict, views: jax.Array, keys: 
   return {"input": views, "corrupted": grey, "reconstruction": (rgb - mean) / std}
 
 
-METHOD = Method(name="colorization", defaults=defaults, build=build, loss=loss, num_views=1,
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=1, validate=validate,
                 reconstruct=reconstruct)

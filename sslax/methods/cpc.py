@@ -27,14 +27,14 @@ import ml_collections
 
 from sslax.errors import ConfigError
 from sslax import losses, parallel
-from sslax.methods.base import LossAux, Method, StepInputs
+from sslax.methods.base import LossAux, Method, StepInputs, name_of
 from sslax.models import build_encoder
 from sslax.models.sequence import CPCPredictors, require_modality, require_model
 
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="cpc",
+      name=name_of(__name__),
       num_steps=12,   # K: steps predicted ahead (the paper's audio setting)
   ))
 
@@ -54,20 +54,23 @@ class CPCModel(nn.Module):
     return self.encoder.encode(x, mask, train=train)
 
 
-def build(config: ml_collections.ConfigDict) -> CPCModel:
+def validate(config: ml_collections.ConfigDict) -> None:
   require_modality(config, "cpc", "frames")
   require_model(config, "cpc", {"cpc_encoder": "a frame encoder and a GRU context"})
   if config.method.num_steps < 1:
     raise ConfigError(f"config.method.num_steps must be >= 1, got {config.method.num_steps}")
+
+
+def build(config: ml_collections.ConfigDict) -> CPCModel:
   return CPCModel(encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS),
                   predictors=CPCPredictors(config.method.num_steps, config.model.dim))
 
 
-def loss(model: CPCModel, variables: dict, inputs: StepInputs, cfg: ml_collections.ConfigDict,
+def loss(model: CPCModel, variables: dict, inputs: StepInputs, config: ml_collections.ConfigDict,
          axis_name: str | None):
   z, preds, mask = model.apply(variables, inputs.views[0], inputs.mask, train=True)
   value = losses.cpc_infonce(preds, z, mask, axis_name)
   return value, LossAux(variables.get("batch_stats", {}), {})
 
 
-METHOD = Method(name="cpc", defaults=defaults, build=build, loss=loss, num_views=1)
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=1, validate=validate)

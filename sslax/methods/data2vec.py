@@ -19,7 +19,6 @@ task was trivial; instance normalization makes every feature vary over the patch
 construction.
 
   L = sum_{b, i masked} mean_j (head(student_i)_j - y_ij)^2 / #masked (global batch),
-  L = sum_{b, i masked} mean_j (head(student_i)_j - y_ij)^2 / #masked (global batch),
 
 (the paper's smooth L1 with beta -> 0 used for vision is an L2 loss up to scale; here
 `loss_beta` = 0 gives the squared error, > 0 the smooth L1 with that beta).
@@ -37,18 +36,18 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from sslax import losses, parallel
 from sslax.errors import ConfigError
-from sslax import parallel
-from sslax.methods import base
-from sslax.methods.base import LossAux, Method, StepInputs
-from sslax.methods.mae import random_masking, require_vit
+from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common import target as targets
+from sslax.methods.common.masking import check_mask_ratio, random_masking, require_vit
 from sslax.models import build_encoder
 from sslax.models.vit import ViT
 
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="data2vec",
+      name=name_of(__name__),
       mask_ratio=0.6,          # paper: 60% of the patches (block-wise there)
       top_k_blocks=6,          # K: average of the top 6 blocks (paper, ViT-B)
       target_norm="instance",  # per-block target normalization: "instance" or "layer"
@@ -105,40 +104,32 @@ def instance_norm(x: jax.Array, eps: float = 1e-5) -> jax.Array:
 TARGET_NORMS = {"instance": instance_norm, "layer": layer_norm}
 
 
-def build(config: ml_collections.ConfigDict) -> Data2Vec:
+def validate(config: ml_collections.ConfigDict) -> None:
   require_vit(config, "data2vec")
-  encoder = build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS)
-  depth = encoder.depth
+  check_mask_ratio(config)
+  targets.check_momentum(config)
+  # Constructing the (uninitialized) module only reads config.model: no parameters, no data.
+  depth = build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS).depth
   if not 1 <= config.method.top_k_blocks <= depth:
     raise ConfigError(
         f"config.method.top_k_blocks={config.method.top_k_blocks}: must be in [1, {depth}] "
         f"(the ViT has {depth} blocks)")
   if config.method.target_norm not in TARGET_NORMS:
     raise ConfigError(f"config.method.target_norm={config.method.target_norm!r}: use "
-                                 f"one of {sorted(TARGET_NORMS)}")
-  return Data2Vec(encoder=encoder)
+                      f"one of {sorted(TARGET_NORMS)}")
 
 
-def init_state(config: ml_collections.ConfigDict, variables: dict) -> dict:
-  return {"teacher": base.init_target(config, base.subtree(variables["params"], ("encoder",)), {})}
+def build(config: ml_collections.ConfigDict) -> Data2Vec:
+  return Data2Vec(encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS))
 
 
-def regression_loss(pred: jax.Array, target: jax.Array, mask: jax.Array, beta: float,
-                    axis_name: str | None) -> jax.Array:
-  """Mean over the masked positions of the global batch of the per-position mean over
-  features of (pred - target)^2 (beta = 0) or smooth L1 with `beta`. pred, target [B, N, D]."""
-  diff = pred - target
-  if beta > 0:
-    per_feature = jnp.where(jnp.abs(diff) < beta, 0.5 * diff ** 2 / beta, jnp.abs(diff) - 0.5 * beta)
-  else:
-    per_feature = diff ** 2
-  per_position = jnp.mean(per_feature, axis=-1)
-  mask = mask.astype(per_position.dtype)
-  return parallel.psum(jnp.sum(per_position * mask), axis_name) / parallel.psum(jnp.sum(mask), axis_name)
+def init_state(config: ml_collections.ConfigDict, variables: dict, source) -> dict:
+  return {"teacher": targets.init_target(config, targets.subtree(variables["params"], ("encoder",)), {})}
 
 
-def loss(model: Data2Vec, variables: dict, inputs: StepInputs, cfg: ml_collections.ConfigDict,
+def loss(model: Data2Vec, variables: dict, inputs: StepInputs, config: ml_collections.ConfigDict,
          axis_name: str | None):
+  cfg = config.method
   x = inputs.views[0]
   num_patches = model.apply(variables, x, method="encoder_patches")
   _, mask, _ = random_masking(inputs.keys, num_patches, cfg.mask_ratio)
@@ -149,17 +140,17 @@ def loss(model: Data2Vec, variables: dict, inputs: StepInputs, cfg: ml_collectio
   teacher = {"params": {**variables["params"], **inputs.state["teacher"].ema.target}}
   target = jax.lax.stop_gradient(model.apply(teacher, x, cfg.top_k_blocks, cfg.target_norm,
                                                    method="teacher_targets"))
-  value = regression_loss(pred.astype(jnp.float32), target, mask, cfg.loss_beta,
-                          axis_name)
+  value = losses.masked_regression(pred.astype(jnp.float32), target, mask, cfg.loss_beta,
+                                   axis_name)
   # Per-feature spread of the targets (mean of per-device stds): near 0 means collapsed targets.
   metrics = {"target_std": parallel.pmean(jnp.mean(jnp.std(target, axis=(0, 1))), axis_name)}
   return value, LossAux(variables.get("batch_stats", {}), metrics)
 
 
 def update_state(config: ml_collections.ConfigDict, params, state: dict, outputs, step):
-  teacher = base.update_target(config, state["teacher"], base.subtree(params, ("encoder",)), {})
+  teacher = targets.update_target(config, state["teacher"], targets.subtree(params, ("encoder",)), {})
   return params, {"teacher": teacher}
 
 
-METHOD = Method(name="data2vec", defaults=defaults, build=build, loss=loss, num_views=1,
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=1, validate=validate,
                 init_state=init_state, update_state=update_state)

@@ -36,13 +36,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from sslax import losses, parallel
+from sslax import losses
 from sslax.errors import ConfigError
-from sslax.data import pipeline
-from sslax.methods.base import LossAux, Method, StepInputs
-from sslax.methods.pretext import require_keys
-from sslax.models import build_encoder
-from sslax.models.decoder import EncoderDecoder, build_decoder, decoder_defaults
+from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common import encoder_decoder
+from sslax.methods.common.encoder_decoder import build_encoder_decoder, normalization
+from sslax.methods.common.pretext import require_keys
+from sslax.models.decoder import EncoderDecoder, decoder_defaults
 
 CORRUPTIONS = ("masking", "salt_and_pepper", "gaussian")
 LOSS_ON = ("all", "corrupted")
@@ -50,7 +50,7 @@ LOSS_ON = ("all", "corrupted")
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="denoising_ae",
+      name=name_of(__name__),
       corruption="masking",
       fraction=0.25,   # masking / salt_and_pepper: share of pixels corrupted, within the
                        # range the papers explore
@@ -60,7 +60,8 @@ def defaults() -> ml_collections.ConfigDict:
   ))
 
 
-def check(cfg: ml_collections.ConfigDict, size: int) -> None:
+def validate(config: ml_collections.ConfigDict) -> None:
+  cfg, size = config.method, config.data.image_size
   if cfg.corruption not in CORRUPTIONS:
     raise ConfigError(f"config.method.corruption: {cfg.corruption!r} is not one of {list(CORRUPTIONS)}")
   if cfg.loss_on not in LOSS_ON:
@@ -70,29 +71,10 @@ def check(cfg: ml_collections.ConfigDict, size: int) -> None:
                       f"one of the {size}x{size}, got {cfg.fraction}")
   if cfg.corruption == "gaussian" and not cfg.noise_std > 0.0:
     raise ConfigError(f"config.method.noise_std: must be > 0, got {cfg.noise_std}")
-
-
-def build_encoder_decoder(config: ml_collections.ConfigDict, out_channels: int = 0) -> EncoderDecoder:
-  """config.model's encoder and a decoder from config.method's decoder_* keys, every
-  BatchNorm synced over the mesh axis, with the dataset's normalization (what
-  `train.dataset_info` gives the views: DATASET_INFO's, else the trainer's fallback)."""
-  info = pipeline.DATASET_INFO.get(config.data.name, {})
-  return EncoderDecoder(
-      encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS),
-      decoder=build_decoder(config.method, out_channels, bn_axis_name=parallel.DATA_AXIS),
-      pixel_mean=tuple(info.get("mean", ())), pixel_std=tuple(info.get("std", ())))
-
-
-def normalization(model: EncoderDecoder, channels: int, pixel_mean=None, pixel_std=None):
-  """The views' (mean, std) per channel for pictures: the arguments, else those the model was
-  built with, else the trainer's fallback (0.5, 0.25)."""
-  mean = pixel_mean or model.pixel_mean or (0.5,) * channels
-  std = pixel_std or model.pixel_std or (0.25,) * channels
-  return tuple(mean), tuple(std)
+  encoder_decoder.check(config)
 
 
 def build(config: ml_collections.ConfigDict) -> nn.Module:
-  check(config.method, config.data.image_size)
   return build_encoder_decoder(config)
 
 
@@ -132,7 +114,8 @@ def corrupt(keys: jax.Array, views: jax.Array, cfg: ml_collections.ConfigDict, m
 
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
-         cfg: ml_collections.ConfigDict, axis_name: str | None):
+         config: ml_collections.ConfigDict, axis_name: str | None):
+  cfg = config.method
   clean = inputs.views[0]
   corrupted, mask = corrupt(require_keys(inputs, "denoising_ae"), clean, cfg,
                            inputs.pixel_mean, inputs.pixel_std)
@@ -143,15 +126,16 @@ def loss(model: nn.Module, variables: dict, inputs: StepInputs,
 
 
 def reconstruct(model: EncoderDecoder, variables: dict, views: jax.Array, keys: jax.Array,
-                cfg: ml_collections.ConfigDict, pixel_mean=None, pixel_std=None) -> dict:
+                config: ml_collections.ConfigDict, pixel_mean=None, pixel_std=None) -> dict:
   """The clean views, their corruption by the same keys as in training, and the network's
   output on it (eval mode). pixel_mean / pixel_std: the views' normalization, if not the
   one the model was built with (see `normalization`)."""
+  cfg = config.method
   mean, std = normalization(model, views.shape[-1], pixel_mean, pixel_std)
   corrupted, _ = corrupt(keys, views, cfg, mean, std)
   return {"input": views, "corrupted": corrupted,
           "reconstruction": model.apply(variables, corrupted, train=False)}
 
 
-METHOD = Method(name="denoising_ae", defaults=defaults, build=build, loss=loss, num_views=1,
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=1, validate=validate,
                 reconstruct=reconstruct)

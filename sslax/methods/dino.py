@@ -56,15 +56,16 @@ import jax.numpy as jnp
 import ml_collections
 
 from sslax import losses, parallel
-from sslax.methods.base import (LossAux, Method, StepInputs, init_target, multicrop_apply,
-                               target_variables, update_target)
+from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common.networks import multicrop_apply
+from sslax.methods.common.target import check_momentum, init_target, target_variables, update_target
 from sslax.models import build_encoder
 from sslax.models.layers import gelu
 
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="dino",
+      name=name_of(__name__),
       # Head (official DINOHead / main_dino.py defaults).
       out_dim=65536,                 # K, --out_dim
       head_hidden=2048,              # hidden width of the 3-layer MLP
@@ -74,7 +75,7 @@ def defaults() -> ml_collections.ConfigDict:
       norm_last_layer=True,          # --norm_last_layer True: weight-norm gain fixed to 1
       # Teacher and temperatures.
       base_momentum=0.996,           # --momentum_teacher, cosine to 1
-      momentum_schedule="cosine",    # (methods/base.py target_transform)
+      momentum_schedule="cosine",    # (methods/common/target.py target_transform)
       student_temp=0.1,
       warmup_teacher_temp=0.04,      # --warmup_teacher_temp
       teacher_temp=0.04,             # --teacher_temp (0.07 with a 30-epoch warm-up in the README)
@@ -157,6 +158,10 @@ class DINONetworks(nn.Module):
     return self.encoder(x, train=train)
 
 
+def validate(config: ml_collections.ConfigDict) -> None:
+  check_momentum(config)
+
+
 def build(config: ml_collections.ConfigDict) -> nn.Module:
   cfg = config.method
   head = DINOHead(out_dim=cfg.out_dim, hidden_dim=cfg.head_hidden,
@@ -177,13 +182,14 @@ def teacher_temperature(cfg: ml_collections.ConfigDict, step: jax.Array) -> jax.
   return cfg.warmup_teacher_temp + (cfg.teacher_temp - cfg.warmup_teacher_temp) * fraction
 
 
-def init_state(config: ml_collections.ConfigDict, variables: dict) -> dict:
+def init_state(config: ml_collections.ConfigDict, variables: dict, source) -> dict:
   return {"teacher": init_target(config, variables["params"], variables["batch_stats"]),
           "center": jnp.zeros((config.method.out_dim,), jnp.float32)}
 
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
-         cfg: ml_collections.ConfigDict, axis_name: str | None):
+         config: ml_collections.ConfigDict, axis_name: str | None):
+  cfg = config.method
   state = inputs.state
   frozen = inputs.step < cfg.freeze_last_layer_steps
   student, batch_stats = multicrop_apply(model, variables, inputs.views,
@@ -224,6 +230,6 @@ def update_state(config: ml_collections.ConfigDict, params, state, outputs, step
   return params, {"teacher": teacher, "center": outputs["center"]}
 
 
-METHOD = Method(name="dino", defaults=defaults, build=build, loss=loss, num_views=None,
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=None, validate=validate,
                 init_state=init_state, update_state=update_state,
                 evaluated_variables=evaluated_variables)

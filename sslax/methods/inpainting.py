@@ -37,9 +37,10 @@ import ml_collections
 
 from sslax import losses
 from sslax.errors import ConfigError
-from sslax.methods.base import LossAux, Method, StepInputs
-from sslax.methods.denoising_ae import build_encoder_decoder
-from sslax.methods.pretext import require_keys
+from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common import encoder_decoder
+from sslax.methods.common.encoder_decoder import build_encoder_decoder
+from sslax.methods.common.pretext import require_keys
 from sslax.models.decoder import EncoderDecoder, decoder_defaults
 
 BLOCKS = ("center", "random")
@@ -47,7 +48,7 @@ BLOCKS = ("center", "random")
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="inpainting",
+      name=name_of(__name__),
       block="center",        # "center" (the paper's) or "random" (one block per example)
       block_fraction=0.5,    # block side / view side (the paper's 64 of 128)
       overlap=0,             # pixels of the block's margin left visible and predicted
@@ -60,7 +61,8 @@ def block_side(size: int, cfg: ml_collections.ConfigDict) -> int:
   return round(cfg.block_fraction * size)
 
 
-def check(cfg: ml_collections.ConfigDict, size: int) -> None:
+def validate(config: ml_collections.ConfigDict) -> None:
+  cfg, size = config.method, config.data.image_size
   if cfg.block not in BLOCKS:
     raise ConfigError(f"config.method.block: {cfg.block!r} is not one of {list(BLOCKS)}")
   side = block_side(size, cfg)
@@ -72,10 +74,10 @@ def check(cfg: ml_collections.ConfigDict, size: int) -> None:
                       f"in a {side} px block; needs 0 <= overlap < {(side + 1) // 2}")
   if cfg.overlap_weight < 0:
     raise ConfigError(f"config.method.overlap_weight: must be >= 0, got {cfg.overlap_weight}")
+  encoder_decoder.check(config)
 
 
 def build(config: ml_collections.ConfigDict) -> nn.Module:
-  check(config.method, config.data.image_size)
   return build_encoder_decoder(config)
 
 
@@ -112,7 +114,8 @@ def mask_blocks(keys: jax.Array, views: jax.Array, cfg: ml_collections.ConfigDic
 
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
-         cfg: ml_collections.ConfigDict, axis_name: str | None):
+         config: ml_collections.ConfigDict, axis_name: str | None):
+  cfg = config.method
   clean = inputs.views[0]
   masked, weights, _ = mask_blocks(require_keys(inputs, "inpainting"), clean, cfg)
   reconstruction, new_state = model.apply(variables, masked, train=True, mutable=["batch_stats"])
@@ -120,15 +123,16 @@ def loss(model: nn.Module, variables: dict, inputs: StepInputs,
 
 
 def reconstruct(model: EncoderDecoder, variables: dict, views: jax.Array, keys: jax.Array,
-                cfg: ml_collections.ConfigDict) -> dict:
+                config: ml_collections.ConfigDict) -> dict:
   """The views, the masked views (same keys, same blocks as in training) and the context with
   the network's prediction pasted into the hidden part (as the paper's figures; outside the
   block the decoder's output is not trained)."""
+  cfg = config.method
   masked, _, hidden = mask_blocks(keys, views, cfg)
   prediction = model.apply(variables, masked, train=False)
   return {"input": views, "corrupted": masked,
           "reconstruction": jnp.where(hidden > 0, prediction, views)}
 
 
-METHOD = Method(name="inpainting", defaults=defaults, build=build, loss=loss, num_views=1,
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=1, validate=validate,
                 reconstruct=reconstruct)

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 
 import flax.linen as nn
 import jax
@@ -49,9 +50,9 @@ import ml_collections
 import numpy as np
 
 from sslax.errors import ConfigError
-from sslax.methods.base import Method, StepInputs
-from sslax.methods.pretext import (build_parts_classifier, classification_loss, crop,
-                                   require_keys, standardize, view_sizes)
+from sslax.methods.base import Method, StepInputs, name_of
+from sslax.methods.common.pretext import (build_parts_classifier, check_parts, classification_loss,
+                                          crop, require_keys, standardize, view_sizes)
 
 GRID = 3
 NUM_TILES = GRID * GRID
@@ -59,7 +60,7 @@ NUM_TILES = GRID * GRID
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="jigsaw",
+      name=name_of(__name__),
       num_permutations=100,     # paper: 1000 in the main results, 100 in the set-size study
       permutation_seed=0,       # the first permutation of the greedy set
       tile_size=64,             # paper: 64 px tiles in 75 px cells of a 225 px crop
@@ -107,7 +108,7 @@ def permutation_set(size: int, seed: int) -> np.ndarray:
   return _permutation_set(int(size), int(seed)).copy()
 
 
-def init_state(config: ml_collections.ConfigDict, variables: dict) -> dict:
+def init_state(config: ml_collections.ConfigDict, variables: dict, source) -> dict:
   return {"permutations": jnp.asarray(permutation_set(config.method.num_permutations,
                                                       config.method.permutation_seed))}
 
@@ -151,8 +152,12 @@ def jigsaw_puzzle(key: jax.Array, image: jax.Array, permutations: jax.Array, til
   return tiles[permutations[label]], label, origins, shifts
 
 
-def check_geometry(config: ml_collections.ConfigDict) -> None:
+def validate(config: ml_collections.ConfigDict) -> None:
   cfg = config.method
+  check_parts(config, NUM_TILES)
+  if not 1 <= cfg.num_permutations <= math.factorial(NUM_TILES):
+    raise ConfigError(f"config.method.num_permutations: must be in [1, {math.factorial(NUM_TILES)}], "
+                      f"got {cfg.num_permutations}")
   for name, size in view_sizes(config).items():
     if not 1 <= cfg.tile_size <= size // GRID:
       raise ConfigError(
@@ -162,12 +167,12 @@ def check_geometry(config: ml_collections.ConfigDict) -> None:
 
 
 def build(config: ml_collections.ConfigDict) -> nn.Module:
-  check_geometry(config)
   return build_parts_classifier(config, num_parts=NUM_TILES, num_classes=config.method.num_permutations)
 
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
-         cfg: ml_collections.ConfigDict, axis_name: str | None):
+         config: ml_collections.ConfigDict, axis_name: str | None):
+  cfg = config.method
   view = inputs.views[0]
   puzzle = functools.partial(jigsaw_puzzle, permutations=inputs.state["permutations"],
                              tile_size=cfg.tile_size, channel_jitter=cfg.channel_jitter)
@@ -178,5 +183,5 @@ def loss(model: nn.Module, variables: dict, inputs: StepInputs,
   return classification_loss(model, variables, tiles, labels, axis_name)
 
 
-METHOD = Method(name="jigsaw", defaults=defaults, build=build, loss=loss, num_views=1,
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=1, validate=validate,
                 init_state=init_state)

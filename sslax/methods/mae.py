@@ -30,16 +30,18 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from sslax.errors import ConfigError
-from sslax import parallel
-from sslax.methods.base import LossAux, Method, StepInputs
+from sslax import losses, parallel
+from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common.masking import check_mask_ratio, random_masking, require_vit
+from sslax.methods.common.patches import patchify, unpatchify
+from sslax.methods.common.tokens import gather_tokens
 from sslax.models import build_encoder
 from sslax.models.vit import Block, ViT, sincos_2d
 
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="mae",
+      name=name_of(__name__),
       mask_ratio=0.75,        # paper section 4: 75% works best for linear probing and fine-tuning
       decoder_dim=512,        # paper's default decoder: 8 blocks, 512 wide (16 heads)
       decoder_depth=8,
@@ -47,48 +49,6 @@ def defaults() -> ml_collections.ConfigDict:
       norm_pix_loss=True,     # per-patch normalized pixel targets
       encoder_mask_tokens=False,  # True: the paper's slower ablation, encoder on all patches
   ))
-
-
-def patchify(images: jax.Array, patch: int) -> jax.Array:
-  """[B, H, W, C] -> [B, N, p*p*C]: patches row by row, each flattened as (row, col, channel)."""
-  b, h, w, c = images.shape
-  x = images.reshape(b, h // patch, patch, w // patch, patch, c)
-  return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, (h // patch) * (w // patch), patch * patch * c)
-
-
-def unpatchify(patches: jax.Array, patch: int, height: int, width: int) -> jax.Array:
-  """The inverse of `patchify`: [B, N, p*p*C] -> [B, H, W, C]."""
-  b, n, d = patches.shape
-  c = d // (patch * patch)
-  x = patches.reshape(b, height // patch, width // patch, patch, patch, c)
-  return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, height, width, c)
-
-
-def random_masking(keys: jax.Array, num_patches: int, mask_ratio: float):
-  """Per-example random masking from one key per example.
-
-  -> keep [B, n_keep] int32 (indices of the visible patches, in increasing noise order),
-     mask [B, N] float32 (1 = hidden, in patch order), restore [B, N] int32 (position of
-     every patch in the (visible, hidden) order: the decoder's unshuffle).
-  """
-  num_keep = int(num_patches * (1 - mask_ratio))
-  if num_keep < 1:
-    raise ConfigError(
-        f"config.method.mask_ratio={mask_ratio} leaves no visible patch of {num_patches}; "
-        "lower it or use smaller patches")
-  noise = jax.vmap(lambda k: jax.random.uniform(k, (num_patches,)))(keys)
-  shuffle = jnp.argsort(noise, axis=1)
-  restore = jnp.argsort(shuffle, axis=1)
-  mask = (restore >= num_keep).astype(jnp.float32)
-  return shuffle[:, :num_keep].astype(jnp.int32), mask, restore.astype(jnp.int32)
-
-
-def gather_tokens(tokens: jax.Array, index: jax.Array) -> jax.Array:
-  """tokens [B, N, D], index [B, K] -> tokens[b, index[b, k]] [B, K, D], as a one-hot matmul:
-  the same values as take_along_axis, but its gradient is a matmul too, not a scatter-add,
-  which XLA runs several times slower on CPU (measured in the MAE step)."""
-  one_hot = jax.nn.one_hot(index, tokens.shape[1], dtype=tokens.dtype)
-  return jnp.einsum("bkn,bnd->bkd", one_hot, tokens)
 
 
 class MAEDecoder(nn.Module):
@@ -154,16 +114,12 @@ class MAE(nn.Module):
     return self.encoder(x, train=train)
 
 
-def require_vit(config: ml_collections.ConfigDict, method: str) -> None:
-  """A ConfigError unless config.model is a ViT (the masked-patch methods need one)."""
-  if not config.model.name.startswith("vit"):
-    raise ConfigError(
-        f"config.model.name={config.model.name!r}: {method} masks patches of a ViT; use vit, "
-        "vit_tiny, vit_small or vit_base")
+def validate(config: ml_collections.ConfigDict) -> None:
+  require_vit(config, "MAE")
+  check_mask_ratio(config)
 
 
 def build(config: ml_collections.ConfigDict) -> MAE:
-  require_vit(config, "MAE")
   cfg = config.method
   return MAE(encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS),
              decoder=MAEDecoder(cfg.decoder_dim, cfg.decoder_depth, cfg.decoder_heads),
@@ -180,29 +136,23 @@ def pixel_targets(images: jax.Array, patch: int, norm_pix_loss: bool) -> jax.Arr
   return target
 
 
-def masked_patch_mse(pred: jax.Array, target: jax.Array, mask: jax.Array,
-                     axis_name: str | None = None) -> jax.Array:
-  """Mean over the hidden patches of the global batch of the per-patch mean squared error.
-  pred, target [B, N, P]; mask [B, N] (1 = hidden)."""
-  per_patch = jnp.mean((pred - target) ** 2, axis=-1)
-  return parallel.psum(jnp.sum(per_patch * mask), axis_name) / parallel.psum(jnp.sum(mask), axis_name)
-
-
-def loss(model: MAE, variables: dict, inputs: StepInputs, cfg: ml_collections.ConfigDict,
+def loss(model: MAE, variables: dict, inputs: StepInputs, config: ml_collections.ConfigDict,
          axis_name: str | None):
+  cfg = config.method
   x = inputs.views[0]
   pred, mask = model.apply(variables, x, inputs.keys, cfg.mask_ratio, method="forward")
   target = pixel_targets(x, model.encoder.patch_size, cfg.norm_pix_loss)
-  value = masked_patch_mse(pred.astype(jnp.float32), target, mask, axis_name)
+  value = losses.masked_patch_mse(pred.astype(jnp.float32), target, mask, axis_name)
   return value, LossAux(variables.get("batch_stats", {}), {})
 
 
 def reconstruct(model: MAE, variables: dict, views: jax.Array, keys: jax.Array,
-                cfg: ml_collections.ConfigDict) -> dict:
+                config: ml_collections.ConfigDict) -> dict:
   """The image, its visible patches (hidden ones at 0, the dataset mean), and the prediction
   with the visible patches pasted in (as the paper's figures). With norm_pix_loss the
   predicted patches are de-normalized with the true patch's mean and variance (as the
   paper's visualization does; the network predicts only their normalized shape)."""
+  cfg = config.method
   patch = model.encoder.patch_size
   pred, mask = model.apply(variables, views, keys, cfg.mask_ratio, method="forward")
   patches = patchify(views, patch)
@@ -217,5 +167,5 @@ def reconstruct(model: MAE, variables: dict, views: jax.Array, keys: jax.Array,
           "reconstruction": unpatchify(patches * (1 - hidden) + pred * hidden, patch, h, w)}
 
 
-METHOD = Method(name="mae", defaults=defaults, build=build, loss=loss, num_views=1,
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=1, validate=validate,
                 reconstruct=reconstruct)

@@ -29,11 +29,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from sslax.errors import ConfigError
 from sslax import losses, parallel
-from sslax.methods.base import LossAux, Method, StepInputs
+from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common.masking import check_mask_probabilities, choose_spans, decide
 from sslax.models import build_encoder
 from sslax.models.layers import gelu
 from sslax.models.sequence import require_modality, require_model
@@ -41,67 +41,12 @@ from sslax.models.sequence import require_modality, require_model
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="masked_frames",
+      name=name_of(__name__),
       mask_ratio=0.15,   # Mockingjay / TERA: 15% of the frames
       span=3,            # consecutive frames per masked span (Mockingjay: 7 at 10 ms)
       mask_prob=0.8,     # of the chosen spans: zeroed
       random_prob=0.1,   # replaced by another span of the same sequence; the rest kept
   ))
-
-
-def num_spans(length: jax.Array, mask_ratio: float, span: int) -> jax.Array:
-  """Spans of `span` frames covering about mask_ratio of `length` real frames: at least one
-  when one fits, never more than fit side by side."""
-  n = jnp.floor(mask_ratio * length / span + 0.5).astype(jnp.int32)  # round half up
-  return jnp.clip(n, jnp.minimum(1, length // span), length // span)
-
-
-def max_chosen(length: int, mask_ratio: float, span: int) -> int:
-  """The most positions `choose_spans` chooses in a sequence of `length` real ones (a static
-  bound: the count grows with the length)."""
-  # num_spans rounds in float32; take the larger of float32 and float64 so a tie rounded
-  # differently can only leave room to spare.
-  n = max(int(np.floor(np.float32(mask_ratio) * np.float32(length) / np.float32(span) + np.float32(0.5))),
-          int(np.floor(mask_ratio * length / span + 0.5)))
-  return min(max(n, min(1, length // span)), length // span) * span
-
-
-def _choose_one(key: jax.Array, real: jax.Array, mask_ratio: float, span: int):
-  """real [T] bool (a prefix) -> chosen [T] bool, owner [T] int32 (the first position of the
-  span that chose each position; 0 where none did)."""
-  length = real.shape[0]
-  n = num_spans(jnp.sum(real, dtype=jnp.int32), mask_ratio, span)
-  # n non-overlapping spans among L positions, every arrangement equally likely: choose n of
-  # the L - n (span - 1) slots, then the i-th chosen slot (in order) starts at slot + i (span - 1).
-  slots = jnp.sum(real, dtype=jnp.int32) - n * (span - 1)
-  position = jnp.arange(length)
-  noise = jnp.where(position < slots, jax.random.uniform(key, (length,)), jnp.inf)
-  rank = jnp.argsort(jnp.argsort(noise))
-  selected = rank < n                                         # [T] slots
-  start = position + (jnp.cumsum(selected) - 1) * (span - 1)  # [T] where selected
-  member = (selected[:, None] & (start[:, None] <= position[None])
-            & (position[None] < start[:, None] + span))      # [slot, position]
-  chosen = jnp.any(member, axis=0)
-  owner = jnp.sum(jnp.where(member, start[:, None], 0), axis=0).astype(jnp.int32)
-  return chosen, owner
-
-
-def choose_spans(keys: jax.Array, mask: jax.Array, mask_ratio: float, span: int):
-  """keys [B], mask [B, T] bool -> (chosen [B, T] bool, owner [B, T] int32: the start of the
-  span each chosen position belongs to). Only real positions are chosen; example b's
-  choice depends on keys[b] and mask[b] alone."""
-  if span < 1:
-    raise ConfigError(f"config.method.span must be >= 1, got {span}")
-  return jax.vmap(lambda k, m: _choose_one(k, m, mask_ratio, span))(keys, mask.astype(bool))
-
-
-def decide(keys: jax.Array, owner: jax.Array, mask_prob: float, random_prob: float):
-  """The zero/replace/keep draw of each chosen span, shared by its positions: keys [B]
-  (already the decision stream), owner [B, T] -> (masked, replaced) [B, T] bool, before
-  intersecting with `chosen`."""
-  u = jax.vmap(lambda k: jax.random.uniform(k, owner.shape[1:]))(keys)
-  u = jnp.take_along_axis(u, owner, axis=1)
-  return u < mask_prob, (u >= mask_prob) & (u < mask_prob + random_prob)
 
 
 def corrupt_frames(keys: jax.Array, frames: jax.Array, mask: jax.Array, cfg: ml_collections.ConfigDict):
@@ -140,16 +85,7 @@ class MaskedFrameModel(nn.Module):
     return self.encoder.encode(x, mask, train=train)
 
 
-def validate_probabilities(cfg: ml_collections.ConfigDict) -> None:
-  if not 0 < cfg.mask_ratio < 1:
-    raise ConfigError(f"config.method.mask_ratio must be in (0, 1), got {cfg.mask_ratio}")
-  if cfg.mask_prob < 0 or cfg.random_prob < 0 or cfg.mask_prob + cfg.random_prob > 1:
-    raise ConfigError(
-        f"config.method.mask_prob={cfg.mask_prob} and random_prob={cfg.random_prob} must be "
-        ">= 0 with a sum <= 1 (the rest of the chosen positions is kept)")
-
-
-def build(config: ml_collections.ConfigDict) -> MaskedFrameModel:
+def validate(config: ml_collections.ConfigDict) -> None:
   require_modality(config, "masked_frames", "frames")
   require_model(config, "masked_frames",
                 {"sequence_transformer": "with causal=False: it sees both sides of a span"})
@@ -157,12 +93,18 @@ def build(config: ml_collections.ConfigDict) -> MaskedFrameModel:
     raise ConfigError(
         "config.model: masked_frames reconstructs frames from both sides; set causal=False "
         f"and vocab_size=0 (got causal={config.model.causal}, vocab_size={config.model.vocab_size})")
-  validate_probabilities(config.method)
+  check_mask_probabilities(config)
+  if config.method.span < 1:
+    raise ConfigError(f"config.method.span must be >= 1, got {config.method.span}")
+
+
+def build(config: ml_collections.ConfigDict) -> MaskedFrameModel:
   return MaskedFrameModel(encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS))
 
 
 def loss(model: MaskedFrameModel, variables: dict, inputs: StepInputs,
-         cfg: ml_collections.ConfigDict, axis_name: str | None):
+         config: ml_collections.ConfigDict, axis_name: str | None):
+  cfg = config.method
   frames, mask = inputs.views[0], inputs.mask
   corrupted, chosen = corrupt_frames(inputs.keys, frames, mask, cfg)
   recon = model.apply(variables, corrupted, mask, train=True)
@@ -172,4 +114,4 @@ def loss(model: MaskedFrameModel, variables: dict, inputs: StepInputs,
   return value, LossAux(variables.get("batch_stats", {}), {"chosen_fraction": chosen_fraction})
 
 
-METHOD = Method(name="masked_frames", defaults=defaults, build=build, loss=loss, num_views=1)
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=1, validate=validate)

@@ -28,8 +28,8 @@ import ml_collections
 
 from sslax.errors import ConfigError
 from sslax import losses, parallel
-from sslax.methods import base
-from sslax.methods.base import LossAux, Method, StepInputs
+from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common import networks, target
 from sslax.models import build_encoder
 from sslax.models.heads import MLP
 
@@ -39,7 +39,7 @@ _QUEUE_STREAM = 7
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="moco_v2",
+      name=name_of(__name__),
       temperature=0.2,           # MoCo v2 (Chen et al. 2020, table 1)
       queue_size=65536,          # K (He et al. 2020, section 4.1)
       projector_hidden=(2048,),  # MoCo v2's MLP head, no BN
@@ -52,30 +52,36 @@ def defaults() -> ml_collections.ConfigDict:
 
 def build(config: ml_collections.ConfigDict) -> nn.Module:
   cfg = config.method
-  return base.EncoderWithHead(
+  return networks.EncoderWithHead(
       encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS),
       projector=MLP(hidden_dims=tuple(cfg.projector_hidden), out_dim=cfg.projector_dim, use_bn=False))
 
 
-def init_state(config: ml_collections.ConfigDict, variables: dict) -> dict:
+def validate(config: ml_collections.ConfigDict) -> None:
   cfg = config.method
   if cfg.queue_size <= 0 or cfg.queue_size % config.batch_size:
     raise ConfigError(
         f"config.method.queue_size: {cfg.queue_size} must be a positive multiple of "
         f"config.batch_size = {config.batch_size} (the queue takes whole global batches of keys, "
         f"as the official code asserts); e.g. {max(1, cfg.queue_size // config.batch_size) * config.batch_size}")
+  target.check_momentum(config)
+
+
+def init_state(config: ml_collections.ConfigDict, variables: dict, source) -> dict:
+  cfg = config.method
   key = jax.random.fold_in(jax.random.key(config.seed), _QUEUE_STREAM)
   queue = losses.l2_normalize(jax.random.normal(key, (cfg.queue_size, cfg.projector_dim)))
-  return {"target": base.init_target(config, variables["params"], variables["batch_stats"]),
+  return {"target": target.init_target(config, variables["params"], variables["batch_stats"]),
           "queue": queue, "queue_index": jnp.zeros((), jnp.int32)}
 
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
-         cfg: ml_collections.ConfigDict, axis_name: str | None):
+         config: ml_collections.ConfigDict, axis_name: str | None):
+  cfg = config.method
   view1, view2 = inputs.views
-  (q,), batch_stats = base.apply_to_views(model, variables, [view1])
-  (k,), target_batch_stats = base.apply_to_views(
-      model, base.target_variables(inputs.state["target"]), [view2])
+  (q,), batch_stats = networks.apply_to_views(model, variables, [view1])
+  (k,), target_batch_stats = networks.apply_to_views(
+      model, target.target_variables(inputs.state["target"]), [view2])
   value = losses.moco_infonce(q, k, inputs.state["queue"], cfg.temperature, axis_name=axis_name)
   keys = parallel.all_gather_replicated(jax.lax.stop_gradient(losses.l2_normalize(k)), axis_name)
   return value, LossAux(batch_stats, {}, outputs={"keys": keys, "target_batch_stats": target_batch_stats})
@@ -85,9 +91,9 @@ def update_state(config: ml_collections.ConfigDict, params, state: dict, outputs
   keys = outputs["keys"]  # [global_batch, dim], global order
   queue = jax.lax.dynamic_update_slice_in_dim(state["queue"], keys, state["queue_index"], axis=0)
   index = (state["queue_index"] + keys.shape[0]) % state["queue"].shape[0]
-  target = base.update_target(config, state["target"], params, outputs["target_batch_stats"])
-  return params, {"target": target, "queue": queue, "queue_index": index}
+  new_target = target.update_target(config, state["target"], params, outputs["target_batch_stats"])
+  return params, {"target": new_target, "queue": queue, "queue_index": index}
 
 
-METHOD = Method(name="moco_v2", defaults=defaults, build=build, loss=loss, num_views=2,
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2, validate=validate,
                 init_state=init_state, update_state=update_state)

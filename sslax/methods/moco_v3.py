@@ -18,13 +18,13 @@ import flax.linen as nn
 import ml_collections
 
 from sslax import losses
-from sslax.methods import base
-from sslax.methods.base import LossAux, Method, StepInputs
+from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common import networks, target
 
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="moco_v3",
+      name=name_of(__name__),
       temperature=1.0,                # ResNet-50 (official README); ViT: 0.2
       projector_hidden=(4096, 4096),  # official: 3-layer projector for ResNet-50
       projector_dim=256,
@@ -35,30 +35,35 @@ def defaults() -> ml_collections.ConfigDict:
   ))
 
 
+def validate(config: ml_collections.ConfigDict) -> None:
+  target.check_momentum(config)
+
+
 def build(config: ml_collections.ConfigDict) -> nn.Module:
-  return base.encoder_projector_predictor(config, projector_last_bn=True)
+  return networks.encoder_projector_predictor(config, projector_last_bn=True)
 
 
-def init_state(config: ml_collections.ConfigDict, variables: dict) -> dict:
-  return {"target": base.init_target(config, base.subtree(variables["params"], base.TARGET_PARTS),
-                                     base.subtree(variables["batch_stats"], base.TARGET_PARTS))}
+def init_state(config: ml_collections.ConfigDict, variables: dict, source) -> dict:
+  return {"target": target.init_target(config, target.subtree(variables["params"], target.TARGET_PARTS),
+                                       target.subtree(variables["batch_stats"], target.TARGET_PARTS))}
 
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
-         cfg: ml_collections.ConfigDict, axis_name: str | None):
-  ((_, q1), (_, q2)), batch_stats = base.apply_to_views(model, variables, inputs.views)
-  (k1, k2), target_batch_stats = base.apply_to_views(
-      model, base.target_variables(inputs.state["target"]), inputs.views, method="project")
+         config: ml_collections.ConfigDict, axis_name: str | None):
+  cfg = config.method
+  ((_, q1), (_, q2)), batch_stats = networks.apply_to_views(model, variables, inputs.views)
+  (k1, k2), target_batch_stats = networks.apply_to_views(
+      model, target.target_variables(inputs.state["target"]), inputs.views, method="project")
   value = (losses.moco_v3_infonce(q1, k2, cfg.temperature, axis_name=axis_name)
            + losses.moco_v3_infonce(q2, k1, cfg.temperature, axis_name=axis_name))
   return value, LossAux(batch_stats, {}, outputs={"target_batch_stats": target_batch_stats})
 
 
 def update_state(config: ml_collections.ConfigDict, params, state: dict, outputs: dict, step):
-  target = base.update_target(config, state["target"], base.subtree(params, base.TARGET_PARTS),
-                              outputs["target_batch_stats"])
-  return params, {"target": target}
+  new_target = target.update_target(config, state["target"], target.subtree(params, target.TARGET_PARTS),
+                                    outputs["target_batch_stats"])
+  return params, {"target": new_target}
 
 
-METHOD = Method(name="moco_v3", defaults=defaults, build=build, loss=loss, num_views=2,
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2, validate=validate,
                 init_state=init_state, update_state=update_state)

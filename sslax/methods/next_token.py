@@ -10,7 +10,7 @@ over the text is the representation every sequence method here is evaluated with
 A `gru_stack` with vocab_size > 0 is accepted too: a recurrent language model.
 
 Only the real pairs go through the vocabulary-wide output layer, packed to
-`pair_capacity` of the batch's positions (`masked_token.pack`): on short texts padded to T
+`pair_capacity` of the batch's positions (`common.tokens.pack`): on short texts padded to T
 most positions are padding, and that layer is most of the step's cost.
 """
 
@@ -24,16 +24,16 @@ import jax.numpy as jnp
 import ml_collections
 
 from sslax.errors import ConfigError
-from sslax import parallel
-from sslax.methods.base import LossAux, Method, StepInputs
-from sslax.methods.masked_token import pack, token_cross_entropy, token_model_config
+from sslax import losses, parallel
+from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common.tokens import pack, token_model_config
 from sslax.models import build_encoder
-from sslax.models.sequence import SequenceTransformer, masked_mean, require_model
+from sslax.models.sequence import SequenceTransformer, masked_mean, require_modality, require_model
 
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="next_token",
+      name=name_of(__name__),
       # Fraction of a batch's B (T - 1) positions that go through the vocabulary-wide output
       # layer: the real (t, t+1) pairs are packed first, padding skipped. 1: every position.
       # Set it above the real share of the data's positions (fortunes at T = 64: 0.44 on
@@ -71,7 +71,7 @@ class NextTokenModel(nn.Module):
     return masked_mean(self.encoder(x, mask, train=train), mask)
 
 
-def build(config: ml_collections.ConfigDict) -> NextTokenModel:
+def validate(config: ml_collections.ConfigDict) -> None:
   if not 0 < config.method.pair_capacity <= 1:
     raise ConfigError(
         f"config.method.pair_capacity must be in (0, 1], got {config.method.pair_capacity}")
@@ -81,18 +81,23 @@ def build(config: ml_collections.ConfigDict) -> NextTokenModel:
     raise ConfigError(
         "config.model.causal: next_token predicts token t+1 from tokens <= t; a bidirectional "
         "model sees the answer. Set causal=True (masked_token is the bidirectional method)")
-  model = token_model_config(config, "next_token")
+  require_modality(config, "next_token", "tokens")
+
+
+def build(config: ml_collections.ConfigDict) -> NextTokenModel:
+  model = token_model_config(config)
   return NextTokenModel(encoder=build_encoder(model, bn_axis_name=parallel.DATA_AXIS))
 
 
 def loss(model: NextTokenModel, variables: dict, inputs: StepInputs,
-         cfg: ml_collections.ConfigDict, axis_name: str | None):
+         config: ml_collections.ConfigDict, axis_name: str | None):
+  cfg = config.method
   tokens, mask = inputs.views[0].astype(jnp.int32), inputs.mask.astype(bool)
   weights = (mask[:, :-1] & mask[:, 1:]).astype(jnp.float32).reshape(-1)  # [B (T - 1)]
   index, weights, dropped = pack(weights, math.ceil(cfg.pair_capacity * weights.shape[0]))
   logits = model.apply(variables, tokens, mask, index, method="next_logits")
   targets = tokens[:, 1:].reshape(-1)[index]
-  value, accuracy = token_cross_entropy(logits, targets, weights, axis_name)
+  value, accuracy = losses.token_cross_entropy(logits, targets, weights, axis_name)
   metrics = {"next_token_accuracy": accuracy,
              "dropped_pairs": parallel.psum(dropped.astype(jnp.float32), axis_name)}
   return value, LossAux(variables.get("batch_stats", {}), metrics)
@@ -103,5 +108,5 @@ def token_embeddings(params) -> jax.Array:
   return params["encoder"]["token_embed"]["embedding"]
 
 
-METHOD = Method(name="next_token", defaults=defaults, build=build, loss=loss, num_views=1,
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=1, validate=validate,
                 token_embeddings=token_embeddings)

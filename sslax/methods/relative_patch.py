@@ -11,7 +11,7 @@ Sampling (per example, inside the view [S, S, C]): cells of config.method.patch_
 3P + 2G; the grid's corner is uniform over the positions that keep it at least
 config.method.patch_jitter (J) pixels inside the view, and each patch then moves by its
 own uniform offset in [-J, J] on both axes. Every patch therefore stays inside the view
-(needs S >= 3P + 2G + 2J, checked at build) and the neighbour's offset from the centre
+(needs S >= 3P + 2G + 2J, checked by `validate`) and the neighbour's offset from the centre
 patch is (dr, dc) * (P + G) + its jitter - the centre's, with (dr, dc) the label's
 direction. The gap and jitter are the paper's guards against the trivial shortcuts of
 boundary patterns and lines continuing between the patches (paper: P 96, G 48, J up to 7).
@@ -40,9 +40,9 @@ import ml_collections
 import numpy as np
 
 from sslax.errors import ConfigError
-from sslax.methods.base import Method, StepInputs
-from sslax.methods.pretext import (build_parts_classifier, classification_loss, crop,
-                                   require_keys, standardize, view_sizes)
+from sslax.methods.base import Method, StepInputs, name_of
+from sslax.methods.common.pretext import (build_parts_classifier, check_parts, classification_loss,
+                                          crop, require_keys, standardize, view_sizes)
 
 NEIGHBOURS = np.array([(r, c) for r in range(3) for c in range(3) if (r, c) != (1, 1)], np.int32)
 NUM_CLASSES = len(NEIGHBOURS)  # 8
@@ -52,7 +52,7 @@ GREEN_MAGENTA = np.array([-1.0, 2.0, -1.0], np.float32)
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="relative_patch",
+      name=name_of(__name__),
       patch_size=96,            # paper: 96 px patches
       patch_gap=48,             # paper: 48 px between neighbouring patches
       patch_jitter=7,           # paper: each patch jittered by up to 7 px
@@ -106,8 +106,9 @@ def example_parts(key: jax.Array, image: jax.Array, cfg: ml_collections.ConfigDi
   return patches, label, origins
 
 
-def check_geometry(config: ml_collections.ConfigDict) -> None:
+def validate(config: ml_collections.ConfigDict) -> None:
   cfg = config.method
+  check_parts(config, 2)
   if cfg.chroma_guard not in CHROMA_GUARDS:
     raise ConfigError(f"config.method.chroma_guard: {cfg.chroma_guard!r} is not one of {list(CHROMA_GUARDS)}")
   if cfg.patch_size < 1 or cfg.patch_gap < 0 or cfg.patch_jitter < 0:
@@ -123,12 +124,12 @@ def check_geometry(config: ml_collections.ConfigDict) -> None:
 
 
 def build(config: ml_collections.ConfigDict) -> nn.Module:
-  check_geometry(config)
   return build_parts_classifier(config, num_parts=2, num_classes=NUM_CLASSES)
 
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
-         cfg: ml_collections.ConfigDict, axis_name: str | None):
+         config: ml_collections.ConfigDict, axis_name: str | None):
+  cfg = config.method
   patches, labels, _ = jax.vmap(functools.partial(example_parts, cfg=cfg))(
       require_keys(inputs, "relative_patch"), inputs.views[0])
   if cfg.normalize_patches:
@@ -137,4 +138,4 @@ def loss(model: nn.Module, variables: dict, inputs: StepInputs,
   return classification_loss(model, variables, patches, labels, axis_name)
 
 
-METHOD = Method(name="relative_patch", defaults=defaults, build=build, loss=loss, num_views=1)
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=1, validate=validate)

@@ -25,15 +25,15 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from sslax.methods.base import Method, StepInputs
-from sslax.methods.pretext import build_parts_classifier, classification_loss
+from sslax.methods.base import Method, StepInputs, name_of
+from sslax.methods.common.pretext import build_parts_classifier, classification_loss
 
 NUM_ROTATIONS = 4
 
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="rotation",
+      name=name_of(__name__),
       classifier_hidden=(),  # () : a linear 4-way classifier on the backbone features
   ))
 
@@ -53,9 +53,9 @@ def rotate_all(x: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
-         cfg: ml_collections.ConfigDict, axis_name: str | None):
+         config: ml_collections.ConfigDict, axis_name: str | None):
   rotated, labels = rotate_all(inputs.views[0])
   return classification_loss(model, variables, rotated, labels, axis_name)
 
 
-METHOD = Method(name="rotation", defaults=defaults, build=build, loss=loss, num_views=1)
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=1)

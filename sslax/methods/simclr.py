@@ -13,12 +13,13 @@ import flax.linen as nn
 import ml_collections
 
 from sslax import losses
-from sslax.methods.base import LossAux, Method, StepInputs, embed_views, encoder_with_projector
+from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common.networks import embed_views, encoder_with_projector
 
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="simclr",
+      name=name_of(__name__),
       temperature=0.1,          # tau; the paper's 0.1 for large batches (appendix B.9), 0.5 for CIFAR
       projector_hidden=(2048,),  # v1: one hidden layer as wide as the features
       projector_dim=128,
@@ -31,9 +32,10 @@ def build(config: ml_collections.ConfigDict) -> nn.Module:
 
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
-         cfg: ml_collections.ConfigDict, axis_name: str | None):
+         config: ml_collections.ConfigDict, axis_name: str | None):
+  cfg = config.method
   (z1, z2), batch_stats = embed_views(model, variables, inputs.views)
   return losses.nt_xent(z1, z2, cfg.temperature, axis_name=axis_name), LossAux(batch_stats, {})
 
 
-METHOD = Method(name="simclr", defaults=defaults, build=build, loss=loss, num_views=2)
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2)

@@ -23,13 +23,14 @@ import flax.linen as nn
 import ml_collections
 
 from sslax import losses
-from sslax.methods.base import (LossAux, Method, StepInputs, apply_to_views,
-                               encoder_projector_predictor, normalized_std)
+from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common.monitors import normalized_std
+from sslax.methods.common.networks import apply_to_views, encoder_projector_predictor
 
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="simsiam",
+      name=name_of(__name__),
       projector_hidden=(2048, 2048),  # paper: 3 layers, 2048 wide, BN on every layer
       projector_dim=2048,
       predictor_hidden=(512,),        # paper: bottleneck 2048 -> 512 -> 2048
@@ -41,7 +42,7 @@ def build(config: ml_collections.ConfigDict) -> nn.Module:
 
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
-         cfg: ml_collections.ConfigDict, axis_name: str | None):
+         config: ml_collections.ConfigDict, axis_name: str | None):
   ((z1, p1), (z2, p2)), batch_stats = apply_to_views(model, variables, inputs.views)
   value = (0.5 * losses.simsiam_loss(p1, z2, axis_name=axis_name)
            + 0.5 * losses.simsiam_loss(p2, z1, axis_name=axis_name))
@@ -49,4 +50,4 @@ def loss(model: nn.Module, variables: dict, inputs: StepInputs,
   return value, LossAux(batch_stats, metrics)
 
 
-METHOD = Method(name="simsiam", defaults=defaults, build=build, loss=loss, num_views=2)
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2)

@@ -13,8 +13,8 @@ The loss (`losses.skipgram_loss`) is -log sigma(v_c . v'_o) - sum_m log sigma(-v
 averaged over the pairs of the global batch; v are the input, v' the output embeddings
 (word2vec.c's syn0, initialized uniform in +-0.5/dim, and syn1neg, zeros).
 
-The noise CDF and the keep probabilities are the method's state, computed once from
-`text.build_vocabulary(config.data).counts`. `encode`: the mean input vector of a text's
+The noise CDF and the keep probabilities are the method's state, computed once from the
+training vocabulary's counts (`source.vocab.counts` of the source `init_state` is given). `encode`: the mean input vector of a text's
 real, non-special words.
 
 Departures: word2vec.c trains with SGD one pair at a time at a linearly decaying rate;
@@ -35,21 +35,21 @@ import numpy as np
 
 from sslax.errors import ConfigError
 from sslax import losses, parallel
-from sslax.methods.base import LossAux, Method, StepInputs
-from sslax.methods.masked_token import NUM_SPECIAL, pack, token_model_config
+from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common.tokens import NUM_SPECIAL, pack, token_model_config
 from sslax.models import build_encoder
-from sslax.models.sequence import require_model
+from sslax.models.sequence import require_modality, require_model
 
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="skipgram",
+      name=name_of(__name__),
       window=5,          # word2vec.c's default -window 5
       num_negatives=5,   # word2vec.c's default -negative 5
       noise_power=0.75,  # unigram^(3/4) noise (Mikolov et al. 2013, section 2.2)
       subsample=1e-3,    # word2vec.c's default -sample 1e-3; 0: no subsampling
       # Fraction of the B T 2 window (center, context) slots whose vectors are gathered: the
-      # live pairs are packed first (`masked_token.pack`), as most slots of short texts are
+      # live pairs are packed first (`common.tokens.pack`), as most slots of short texts are
       # empty; an excess is dropped and counted in `dropped_pairs`. 1: every slot.
       pair_capacity=1.0,
   ))
@@ -74,9 +74,8 @@ def noise_state(counts: np.ndarray, noise_power: float, subsample: float) -> dic
   return {"noise_cdf": cdf.astype(np.float32), "keep_prob": keep.astype(np.float32)}
 
 
-def init_state(config: ml_collections.ConfigDict, variables: dict) -> dict:
-  from sslax.data import text
-  counts = np.asarray(text.build_vocabulary(config.data).counts)
+def init_state(config: ml_collections.ConfigDict, variables: dict, source) -> dict:
+  counts = np.asarray(source.vocab.counts)  # the training source's vocabulary (a TextSource)
   return {k: jnp.asarray(v) for k, v in
           noise_state(counts, config.method.noise_power, config.method.subsample).items()}
 
@@ -135,22 +134,27 @@ class SkipGram(nn.Module):
     return self.encoder.encode(x, mask, train=train)
 
 
-def build(config: ml_collections.ConfigDict) -> SkipGram:
+def validate(config: ml_collections.ConfigDict) -> None:
   require_model(config, "skipgram", {"skipgram_embeddings": "word2vec's two tables"})
   cfg = config.method
   if cfg.window < 1 or cfg.num_negatives < 1 or cfg.subsample < 0 or not 0 < cfg.pair_capacity <= 1:
     raise ConfigError(
         f"config.method: window={cfg.window} and num_negatives={cfg.num_negatives} must be "
         f">= 1, subsample={cfg.subsample} >= 0, pair_capacity={cfg.pair_capacity} in (0, 1]")
-  model = token_model_config(config, "skipgram")
-  if model.num_special != NUM_SPECIAL:
-    raise ConfigError(f"config.model.num_special: the text vocabulary has "
-                                 f"{NUM_SPECIAL} special ids, got {model.num_special}")
+  require_modality(config, "skipgram", "tokens")
+  if config.model.num_special != NUM_SPECIAL:
+    raise ConfigError(f"config.model.num_special: the text vocabulary has {NUM_SPECIAL} special "
+                      f"ids, got {config.model.num_special}")
+
+
+def build(config: ml_collections.ConfigDict) -> SkipGram:
+  model = token_model_config(config)
   return SkipGram(encoder=build_encoder(model, bn_axis_name=parallel.DATA_AXIS))
 
 
-def loss(model: SkipGram, variables: dict, inputs: StepInputs, cfg: ml_collections.ConfigDict,
+def loss(model: SkipGram, variables: dict, inputs: StepInputs, config: ml_collections.ConfigDict,
          axis_name: str | None):
+  cfg = config.method
   center, context, negatives, weights = skipgram_pairs(
       inputs.keys, inputs.views[0], inputs.mask, inputs.state, cfg)
   index, weights, dropped = pack(weights, math.ceil(cfg.pair_capacity * weights.shape[0]))
@@ -167,5 +171,5 @@ def token_embeddings(params) -> jax.Array:
   return params["encoder"]["input"]
 
 
-METHOD = Method(name="skipgram", defaults=defaults, build=build, loss=loss, num_views=1,
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=1, validate=validate,
                 init_state=init_state, token_embeddings=token_embeddings)

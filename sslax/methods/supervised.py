@@ -25,13 +25,15 @@ import jax.numpy as jnp
 import ml_collections
 
 from sslax import losses, parallel
-from sslax.methods.base import LossAux, Method, StepInputs, apply_to_views
+from sslax.errors import ConfigError
+from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common.networks import apply_to_views
 from sslax.models import build_encoder
 
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="supervised",
+      name=name_of(__name__),
       label_smoothing=0.0,  # eps; 0: plain cross-entropy (Goyal et al. 2017, torchvision's ResNet recipe)
   ))
 
@@ -56,8 +58,7 @@ class EncoderWithClassifier(nn.Module):
 
 def build(config: ml_collections.ConfigDict) -> nn.Module:
   num_classes = config.data.get("num_classes", 0)
-  if num_classes <= 0:
-    from sslax.errors import ConfigError
+  if num_classes <= 0:  # 0 is valid in a config: the trainer fills it from the dataset
     raise ConfigError(
         f"config.data.num_classes: the supervised baseline needs the number of classes, got "
         f"{num_classes}; the trainer sets it from the dataset, or set it in the config")
@@ -65,24 +66,15 @@ def build(config: ml_collections.ConfigDict) -> nn.Module:
                                num_classes=num_classes)
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float,
-                  axis_name: str | None) -> jax.Array:
-  """Global-batch mean of the label-smoothed cross-entropy; logits [n, C], labels int [n]."""
-  value = losses.softmax_cross_entropy(logits, labels, axis_name)
-  if label_smoothing:
-    uniform = -jnp.mean(jax.nn.log_softmax(logits.astype(jnp.float32)), axis=-1)
-    value = (1.0 - label_smoothing) * value + label_smoothing * parallel.global_mean(uniform, axis_name)
-  return value
-
-
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
-         cfg: ml_collections.ConfigDict, axis_name: str | None):
+         config: ml_collections.ConfigDict, axis_name: str | None):
+  cfg = config.method
   (logits,), batch_stats = apply_to_views(model, variables, inputs.views)
   labels = inputs.labels.astype(jnp.int32)
-  value = cross_entropy(logits, labels, cfg.label_smoothing, axis_name)
+  value = losses.label_smoothed_cross_entropy(logits, labels, cfg.label_smoothing, axis_name)
   correct = (jnp.argmax(jax.lax.stop_gradient(logits), axis=-1) == labels).astype(jnp.float32)
   metrics = {"accuracy": parallel.global_mean(correct, axis_name)}
   return value, LossAux(batch_stats, metrics)
 
 
-METHOD = Method(name="supervised", defaults=defaults, build=build, loss=loss, num_views=1)
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=1)

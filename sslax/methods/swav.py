@@ -54,13 +54,14 @@ import ml_collections
 
 from sslax.errors import ConfigError
 from sslax import losses, parallel
-from sslax.methods.base import LossAux, Method, StepInputs, multicrop_apply, projector_mlp
+from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common.networks import multicrop_apply, projector_mlp
 from sslax.models import build_encoder
 
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="swav",
+      name=name_of(__name__),
       projector_hidden=(2048,),      # hidden_mlp 2048
       projector_dim=128,             # --feat_dim 128
       num_prototypes=3000,           # --nmb_prototypes 3000
@@ -117,20 +118,24 @@ def build(config: ml_collections.ConfigDict) -> nn.Module:
                       embed_dim=cfg.projector_dim)
 
 
-def init_state(config: ml_collections.ConfigDict, variables: dict) -> dict:
+def validate(config: ml_collections.ConfigDict) -> None:
   cfg = config.method
   if cfg.queue_length < 0 or cfg.queue_start_step < 0:
     raise ConfigError(
         f"config.method.queue_length / queue_start_step: must be >= 0, got "
         f"{cfg.queue_length} / {cfg.queue_start_step}")
-  if cfg.queue_length == 0:
-    return {}
-  if cfg.queue_length % config.batch_size:
+  if cfg.queue_length and cfg.queue_length % config.batch_size:
     lower = cfg.queue_length // config.batch_size * config.batch_size
     raise ConfigError(
         f"config.method.queue_length: {cfg.queue_length} is not a multiple of the global "
         f"batch_size {config.batch_size}; use e.g. {max(lower, config.batch_size)} "
         f"(the official code rounds it down the same way), or 0 for no queue")
+
+
+def init_state(config: ml_collections.ConfigDict, variables: dict, source) -> dict:
+  cfg = config.method
+  if cfg.queue_length == 0:
+    return {}
   return {"queue": jnp.zeros((2, cfg.queue_length, cfg.projector_dim), jnp.float32)}
 
 
@@ -159,22 +164,16 @@ def codes(cfg: ml_collections.ConfigDict, scores: jax.Array, queue: jax.Array | 
 
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
-         cfg: ml_collections.ConfigDict, axis_name: str | None):
+         config: ml_collections.ConfigDict, axis_name: str | None):
+  cfg = config.method
   frozen = inputs.step < cfg.freeze_prototypes_steps
   (z, scores), batch_stats = multicrop_apply(model, variables, inputs.views,
                                              freeze_prototypes=frozen)  # [V, B, d], [V, B, K]
   prototypes = variables["params"]["prototypes"]
   queue = inputs.state.get("queue") if cfg.queue_length > 0 else None
-  n_crops = scores.shape[0]
-  log_p = jax.nn.log_softmax(scores / cfg.temperature, axis=-1)
-  value = 0.0
-  for i in range(2):
-    q = codes(cfg, scores[i], None if queue is None else queue[i], prototypes, inputs.step,
-              axis_name)
-    sub = sum(parallel.global_mean(-jnp.sum(q * log_p[v], axis=-1), axis_name)
-              for v in range(n_crops) if v != i)
-    value = value + sub / (n_crops - 1)
-  value = value / 2
+  q = [codes(cfg, scores[i], None if queue is None else queue[i], prototypes, inputs.step, axis_name)
+       for i in range(2)]
+  value = losses.swapped_prediction(q, scores, cfg.temperature, axis_name)
 
   outputs = {"prototypes": prototypes}
   metrics = {}
@@ -201,5 +200,5 @@ def update_state(config: ml_collections.ConfigDict, params, state, outputs, step
   return params, state
 
 
-METHOD = Method(name="swav", defaults=defaults, build=build, loss=loss, num_views=None,
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=None, validate=validate,
                 init_state=init_state, update_state=update_state)

@@ -23,12 +23,13 @@ import flax.linen as nn
 import ml_collections
 
 from sslax import losses
-from sslax.methods.base import LossAux, Method, StepInputs, embed_views, encoder_with_projector
+from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common.networks import embed_views, encoder_with_projector
 
 
 def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      name="vicreg",
+      name=name_of(__name__),
       sim_coeff=25.0,                 # lambda (paper: 25 / 25 / 1)
       std_coeff=25.0,                 # mu
       cov_coeff=1.0,                  # nu
@@ -42,11 +43,12 @@ def build(config: ml_collections.ConfigDict) -> nn.Module:
 
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
-         cfg: ml_collections.ConfigDict, axis_name: str | None):
+         config: ml_collections.ConfigDict, axis_name: str | None):
+  cfg = config.method
   (z1, z2), batch_stats = embed_views(model, variables, inputs.views)
   value = losses.vicreg_loss(z1, z2, sim_coeff=cfg.sim_coeff, std_coeff=cfg.std_coeff,
                              cov_coeff=cfg.cov_coeff, axis_name=axis_name)
   return value, LossAux(batch_stats, {})
 
 
-METHOD = Method(name="vicreg", defaults=defaults, build=build, loss=loss, num_views=2)
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2)

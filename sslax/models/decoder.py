@@ -135,14 +135,19 @@ def decoder_defaults() -> dict:
   )
 
 
-def build_decoder(cfg: ml_collections.ConfigDict, out_channels: int = 0,
-                  bn_axis_name: str | None = None) -> ConvDecoder:
-  """A ConvDecoder from config.method's decoder_* keys (see `decoder_defaults`)."""
+def check_decoder(cfg: ml_collections.ConfigDict) -> None:
+  """A ConfigError for decoder_* keys of config.method that cannot work."""
   if cfg.decoder_norm not in NORMS:
     raise ConfigError(f"config.method.decoder_norm: {cfg.decoder_norm!r} is not one of {list(NORMS)}")
   if not 0 < cfg.decoder_min_width <= cfg.decoder_width:
     raise ConfigError(f"config.method.decoder_min_width: needs 0 < decoder_min_width <= decoder_width, "
                       f"got {cfg.decoder_min_width} and {cfg.decoder_width}")
+
+
+def build_decoder(cfg: ml_collections.ConfigDict, out_channels: int = 0,
+                  bn_axis_name: str | None = None) -> ConvDecoder:
+  """A ConvDecoder from config.method's decoder_* keys (see `decoder_defaults`)."""
+  check_decoder(cfg)
   return ConvDecoder(width=cfg.decoder_width, min_width=cfg.decoder_min_width,
                      out_channels=out_channels, norm=cfg.decoder_norm, bn_axis_name=bn_axis_name)
 

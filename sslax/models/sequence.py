@@ -308,7 +308,7 @@ class SkipGramEmbeddings(nn.Module):
 
 
 # ----------------------------------------------------------------------------
-# Which input a dataset gives: the sequence methods check theirs at build time.
+# Which input a dataset gives: the sequence methods check theirs in their validate hook.
 # ----------------------------------------------------------------------------
 
 def dataset_modality(name: str) -> str:

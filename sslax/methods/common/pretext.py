@@ -1,4 +1,4 @@
-"""What the classic pretext tasks share (rotation.py, jigsaw.py, relative_patch.py): one
+"""What the classic pretext tasks share (methods/rotation.py, jigsaw.py, relative_patch.py): one
 encoder applied to every *part* of an example (the rotated image, the 9 jigsaw tiles, the
 two patches), a classifier over the concatenated part features, and the per-example
 patch cropping on device.
@@ -54,14 +54,19 @@ class PartsClassifier(nn.Module):
     return self.encoder(x, train=train)
 
 
-def build_parts_classifier(config: ml_collections.ConfigDict, num_parts: int,
-                           num_classes: int) -> PartsClassifier:
-  """config.model's encoder + MLP(config.method.classifier_hidden, num_classes), every
-  BatchNorm synchronized over the mesh axis."""
+def check_parts(config: ml_collections.ConfigDict, num_parts: int) -> None:
+  """The validate-time check of a parts classifier: with several parts, features that do not
+  depend on the input size."""
   if num_parts > 1 and config.model.get("pool", "avg") != "avg":
     raise ConfigError(
         f"config.model.pool: {config.method.name} encodes small parts and evaluates full images, "
         f"so the features must not depend on the input size; use 'avg', got {config.model.pool!r}")
+
+
+def build_parts_classifier(config: ml_collections.ConfigDict, num_parts: int,
+                           num_classes: int) -> PartsClassifier:
+  """config.model's encoder + MLP(config.method.classifier_hidden, num_classes), every
+  BatchNorm synchronized over the mesh axis."""
   return PartsClassifier(
       encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS),
       classifier=MLP(hidden_dims=tuple(config.method.classifier_hidden), out_dim=num_classes,
