@@ -27,8 +27,8 @@ with the predictions of the global batch (`parallel.all_gather`), and enqueues t
 batch's projections in global order (`parallel.all_gather_replicated`), so 8 devices give what
 1 gives and Q is the same everywhere, saved in every checkpoint.
 
-This file uses only the library's public pieces: `base.encoder_projector_predictor`,
-`base.apply_to_views`, `losses.l2_normalize`, the `parallel` collectives and `errors.require`.
+This file uses only the library's public pieces: `networks.encoder_projector_predictor`,
+`networks.apply_to_views`, `losses.l2_normalize`, the `parallel` collectives and `errors.require`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from sslax import errors, losses, parallel
-from sslax.methods import base
+from sslax.methods.common import networks
 from sslax.methods.base import LossAux, Method, StepInputs
 
 NAME = "examples.nnclr"
@@ -71,7 +71,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def build(config: ml_collections.ConfigDict) -> nn.Module:
-  return base.encoder_projector_predictor(config, projector_last_bn=config.method.projector_last_bn)
+  return networks.encoder_projector_predictor(config, projector_last_bn=config.method.projector_last_bn)
 
 
 def init_state(config: ml_collections.ConfigDict, variables: dict, source) -> dict:
@@ -114,7 +114,7 @@ def nnclr_loss(z1: jax.Array, z2: jax.Array, p1: jax.Array, p2: jax.Array, suppo
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs, config: ml_collections.ConfigDict,
          axis_name: str | None):
-  ((z1, p1), (z2, p2)), batch_stats = base.apply_to_views(model, variables, inputs.views)
+  ((z1, p1), (z2, p2)), batch_stats = networks.apply_to_views(model, variables, inputs.views)
   value, neighbour_cosine = nnclr_loss(z1, z2, p1, p2, inputs.state["support"],
                                        config.method.temperature, axis_name)
   newest = parallel.all_gather_replicated(

@@ -14,7 +14,7 @@ import ml_collections
 from sslax import budget, online_probe, optim
 from sslax.data import augment, datasets
 from sslax.data.augment import default_view_config
-from sslax.errors import ConfigError, require
+from sslax.errors import require
 from sslax.evaluate import validate_eval
 from sslax.evaluate.sgd_probe import default_config as sgd_probe_config
 from sslax.methods import get_method

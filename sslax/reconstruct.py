@@ -54,7 +54,6 @@ def write_png(path: str, grid: np.ndarray) -> None:
 
 
 def _require_reconstruction(config) -> object:
-  from sslax import config as config_lib
   from sslax.methods import available_methods, get_method
 
   method = get_method(config.method.name)

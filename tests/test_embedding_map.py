@@ -61,7 +61,7 @@ def test_known_scores():
 
 
 def test_embedding_map_of_a_checkpoint(tmp_path):
-  from sslax import checkpoint, train
+  from sslax import checkpoint
   from tests.helpers import tiny_config, write_tiny_fashion_mnist
 
   write_tiny_fashion_mnist(str(tmp_path / "idx"))

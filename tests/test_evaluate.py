@@ -270,7 +270,6 @@ def test_sgd_probe_reaches_sklearns_optimum():
 def tiny_run(tmp_path_factory):
   """A tiny SimCLR network at its initialization (evaluation does not care whether it was
   trained) on 64 synthetic Fashion-MNIST-format images: (config, workdir, state, model, mesh)."""
-  from sslax import train
   from tests.helpers import tiny_config, write_tiny_fashion_mnist
 
   root = tmp_path_factory.mktemp("fmnist")

@@ -5,14 +5,10 @@ losses and support set."""
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import importlib
 import importlib.util
 import json
 import os
-import sys
-import types
 
 import jax
 import jax.numpy as jnp
@@ -23,60 +19,20 @@ from jax.sharding import PartitionSpec as P
 from sslax import config as config_lib
 from sslax import parallel, train
 from sslax.errors import ConfigError
-from sslax.methods import base as methods_base
 from tests.helpers import tiny_config, write_tiny_fashion_mnist
 
 NAME = "examples.nnclr"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-# ---- TEMPORARY SHIM: delete this block (and its two uses below) once the method registry
-# ---- loads a method by import path, `get_method("examples.nnclr")`, and every hook gets the
-# ---- full config. Until then the example, written against that API, is adapted here.
-
-def _registry_takes_import_paths() -> bool:
-  return any(f.name == "validate" for f in dataclasses.fields(methods_base.Method))
-
-
-@contextlib.contextmanager
-def _shimmed_import():
-  """Imports examples.nnclr with today's Method (which requires name= and has no validate)
-  replaced by a namespace holding the hooks; yields the module, then forgets it."""
-  sys.modules.pop(NAME, None)
-  with pytest.MonkeyPatch.context() as mp:
-    mp.setattr(methods_base, "Method", lambda **hooks: types.SimpleNamespace(**hooks))
-    module = importlib.import_module(NAME)
-  try:
-    yield module
-  finally:
-    sys.modules.pop(NAME, None)
-
-
-def _register_for_today(monkeypatch, config, new):
-  """Puts the example into today's METHODS under its import path, its hooks adapted to
-  today's signatures (loss gets config.method, init_state no source, no validate hook)."""
-  from sslax import methods
-  new.validate(config)
-  monkeypatch.setitem(methods.METHODS, NAME, methods_base.Method(
-      name=NAME, defaults=new.defaults, build=new.build, num_views=new.num_views,
-      loss=lambda model, variables, inputs, cfg, axis_name: new.loss(model, variables, inputs,
-                                                                    config, axis_name),
-      init_state=lambda config_, variables: new.init_state(config_, variables, None),
-      update_state=new.update_state))
-
-# ---- END OF TEMPORARY SHIM
 
 
 @pytest.fixture(scope="module")
 def nnclr():
-  """The example module, as the registry loads it."""
-  if _registry_takes_import_paths():
-    from sslax.methods import get_method
-    assert get_method(NAME).name == NAME
-    yield importlib.import_module(NAME)
-  else:
-    with _shimmed_import() as module:  # TEMPORARY SHIM
-      yield module
+  """The example module, as the registry loads it: by import path, from outside sslax."""
+  from sslax.methods import get_method
+  assert get_method(NAME).name == NAME
+  return importlib.import_module(NAME)
 
 
 # ---------------------------------------------------------------------------------------
@@ -187,15 +143,13 @@ def test_validate_rejects_a_support_set_of_partial_batches(nnclr, data_dir):
     nnclr.METHOD.validate(config)
 
 
-def test_example_config_is_valid(nnclr, monkeypatch):
+def test_example_config_is_valid(nnclr):
   spec = importlib.util.spec_from_file_location(
       "nnclr_fashion_mnist", os.path.join(REPO, "examples", "nnclr_fashion_mnist.py"))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   config = module.get_config()
   assert config.method.name == NAME
-  if not _registry_takes_import_paths():
-    _register_for_today(monkeypatch, config, nnclr.METHOD)  # TEMPORARY SHIM
   config_lib.validate(config)
 
 
@@ -204,13 +158,11 @@ def read_losses(workdir) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in map(json.loads, f)}
 
 
-def test_same_losses_and_support_set_on_1_and_8_devices(nnclr, data_dir, tmp_path, monkeypatch):
+def test_same_losses_and_support_set_on_1_and_8_devices(nnclr, data_dir, tmp_path):
   results = {}
   for devices in (1, 8):
     config = nnclr_config(nnclr, data_dir)
     config.num_devices = devices
-    if not _registry_takes_import_paths():
-      _register_for_today(monkeypatch, config, nnclr.METHOD)  # TEMPORARY SHIM
     workdir = str(tmp_path / f"d{devices}")
     state, _, _ = train.train(config, workdir)
     results[devices] = (read_losses(workdir), jax.tree.map(np.asarray, parallel.to_host(state.method_state)))

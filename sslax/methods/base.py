@@ -50,9 +50,8 @@ import flax.linen as nn
 import jax
 import ml_collections
 
-# The views' normalization, view = (pixel / 255 - mean) / std, when the dataset gives none.
-DEFAULT_PIXEL_MEAN = 0.5
-DEFAULT_PIXEL_STD = 0.25
+from sslax.data.pipeline import FALLBACK_MEAN, FALLBACK_STD
+
 
 
 @flax.struct.dataclass
@@ -69,8 +68,8 @@ class StepInputs:
                           # shuffles) does not depend on the device an example lands on
   # How the views were normalized, view = (pixel / 255 - mean) / std per channel: methods that
   # need pixels in [0, 1] (colorization's Lab targets) undo it.
-  pixel_mean: tuple = flax.struct.field(pytree_node=False, default=(DEFAULT_PIXEL_MEAN,))
-  pixel_std: tuple = flax.struct.field(pytree_node=False, default=(DEFAULT_PIXEL_STD,))
+  pixel_mean: tuple = flax.struct.field(pytree_node=False, default=(FALLBACK_MEAN,))
+  pixel_std: tuple = flax.struct.field(pytree_node=False, default=(FALLBACK_STD,))
   mask: Any = None        # sequences and text: bool [local_batch, T], True = a real frame or
 
 

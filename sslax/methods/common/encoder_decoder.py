@@ -8,7 +8,6 @@ import ml_collections
 
 from sslax import parallel
 from sslax.data import pipeline
-from sslax.methods.base import DEFAULT_PIXEL_MEAN, DEFAULT_PIXEL_STD
 from sslax.models import build_encoder
 from sslax.models.decoder import EncoderDecoder, build_decoder, check_decoder
 
@@ -21,7 +20,7 @@ def check(config: ml_collections.ConfigDict) -> None:
 def build_encoder_decoder(config: ml_collections.ConfigDict, out_channels: int = 0) -> EncoderDecoder:
   """config.model's encoder and a decoder from config.method's decoder_* keys, every
   BatchNorm synced over the mesh axis, with the dataset's normalization (what
-  `train.dataset_info` gives the views: DATASET_INFO's, else the trainer's fallback)."""
+  the source normalizes the views with: DATASET_INFO's, else the pipeline's fallback)."""
   info = pipeline.DATASET_INFO.get(config.data.name, {})
   return EncoderDecoder(
       encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS),
@@ -31,7 +30,7 @@ def build_encoder_decoder(config: ml_collections.ConfigDict, out_channels: int =
 
 def normalization(model: EncoderDecoder, channels: int, pixel_mean=None, pixel_std=None):
   """The views' (mean, std) per channel for pictures: the arguments, else those the model was
-  built with, else the defaults of base.py (DEFAULT_PIXEL_MEAN, DEFAULT_PIXEL_STD)."""
-  mean = pixel_mean or model.pixel_mean or (DEFAULT_PIXEL_MEAN,) * channels
-  std = pixel_std or model.pixel_std or (DEFAULT_PIXEL_STD,) * channels
+  built with, else the pipeline's fallback for a dataset without statistics."""
+  mean = pixel_mean or model.pixel_mean or (pipeline.FALLBACK_MEAN,) * channels
+  std = pixel_std or model.pixel_std or (pipeline.FALLBACK_STD,) * channels
   return tuple(mean), tuple(std)
