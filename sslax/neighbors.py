@@ -46,7 +46,7 @@ def nearest(table: np.ndarray, query: int, k: int, exclude: set[int]) -> list[tu
 def load_run(workdir: str):
   """-> (config, vocabulary, embedding table [V, D] numpy) of the newest checkpoint."""
   from sslax import assemble, parallel
-  from sslax.data import text
+  from sslax.data import datasets, text
   from sslax.errors import ConfigError
   from sslax.methods import get_method
 
@@ -57,7 +57,7 @@ def load_run(workdir: str):
   with open(path) as f:
     config = ml_collections.ConfigDict(json.load(f))
   method = get_method(config.method.name)
-  if method.token_embeddings is None or config.data.name not in text.DATASETS:
+  if method.token_embeddings is None or datasets.get_dataset(config.data.name).modality != "text":
     raise ConfigError(
         f"{workdir} holds a {config.method.name} run on {config.data.name}, which learns no word "
         "embeddings: use a run of skipgram, masked_token or next_token on a text dataset "

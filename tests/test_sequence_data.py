@@ -154,7 +154,9 @@ def test_missing_aeon_names_the_install_command(monkeypatch):
 
 def test_data_configs_list_every_field():
   cfg = sequences.data_config("japanese_vowels")
-  assert (cfg.max_length, cfg.too_long, cfg.train_split, cfg.image_size) == (32, "error", "train", 0)
+  assert (cfg.max_length, cfg.too_long, cfg.train_split) == (32, "error", "train")
+  for fake_image_field in ("image_size", "in_memory"):  # a sequence or text block has no image fields
+    assert fake_image_field not in cfg and fake_image_field not in text.data_config("fortunes")
   assert text.data_config("fortunes", split_seed=3).split_seed == 3
   for key in ("tokenizer", "min_count", "max_vocab", "test_fraction", "split_seed", "path", "too_long"):
     assert key in text.data_config("lm1b")

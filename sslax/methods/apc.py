@@ -26,7 +26,8 @@ from sslax.errors import ConfigError
 from sslax import losses, parallel
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
 from sslax.models import build_encoder
-from sslax.models.sequence import masked_mean, require_modality, require_model
+from sslax.models.sequence import masked_mean
+from sslax.methods.common.inputs import require_modality, require_model
 
 
 def defaults() -> ml_collections.ConfigDict:

@@ -36,7 +36,7 @@ from sslax.methods.base import LossAux, Method, StepInputs, name_of
 from sslax.methods.common.masking import check_mask_probabilities, choose_spans, decide
 from sslax.models import build_encoder
 from sslax.models.layers import gelu
-from sslax.models.sequence import require_modality, require_model
+from sslax.methods.common.inputs import require_modality, require_model
 
 
 def defaults() -> ml_collections.ConfigDict:

@@ -34,7 +34,7 @@ from sslax.methods.common.masking import check_mask_probabilities, choose_spans,
 from sslax.methods.common.tokens import MASK_ID, NUM_SPECIAL, gather_tokens, token_model_config
 from sslax.models import build_encoder
 from sslax.models.layers import gelu
-from sslax.models.sequence import require_modality, require_model
+from sslax.methods.common.inputs import require_modality, require_model
 
 
 def defaults() -> ml_collections.ConfigDict:

@@ -28,7 +28,8 @@ from sslax import losses, parallel
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
 from sslax.methods.common.tokens import pack, token_model_config
 from sslax.models import build_encoder
-from sslax.models.sequence import SequenceTransformer, masked_mean, require_modality, require_model
+from sslax.models.sequence import SequenceTransformer, masked_mean
+from sslax.methods.common.inputs import require_modality, require_model
 
 
 def defaults() -> ml_collections.ConfigDict:

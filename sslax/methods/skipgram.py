@@ -38,7 +38,7 @@ from sslax import losses, parallel
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
 from sslax.methods.common.tokens import NUM_SPECIAL, pack, token_model_config
 from sslax.models import build_encoder
-from sslax.models.sequence import require_modality, require_model
+from sslax.methods.common.inputs import require_modality, require_model
 
 
 def defaults() -> ml_collections.ConfigDict:
