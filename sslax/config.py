@@ -57,6 +57,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.method = ml_collections.ConfigDict(dict(name="simclr"))
   c.views = ml_collections.ConfigDict()   # view name -> augmentation config (sslax/data/augment.py)
   c.optimizer = optim.default_config()
+  # A wall-clock budget for pretraining (sslax/budget.py): with seconds > 0 the step count is
+  # fixed from the speed measured on the first steps, at most total_steps; 0: off.
+  c.budget = budget.default_config()
   # While pretraining (sslax/online_probe.py): an online linear probe on stop-gradient
   # features, and RankMe / alignment / uniformity / collapse diagnostics every few steps.
   c.online_probe, c.diagnostics = online_probe.default_config()

@@ -232,3 +232,47 @@ def test_every_process_trains_process_zeros_plan(tmp_path):
   # Only process 0 writes (here each has its own workdir, as when WORKDIR is not shared).
   assert os.path.exists(tmp_path / "process0" / budget.PLAN_FILE)
   assert not os.path.exists(tmp_path / "process1" / budget.PLAN_FILE)
+
+
+def test_the_trainer_trains_the_planned_steps_and_a_resume_keeps_them(tmp_path, monkeypatch):
+  """Through sslax.train: a budget of about 6 measured steps plans 4 (rounded down to the log
+  interval of 2), config.json and the metrics say 4, and the second start reads the plan."""
+  from sslax import train
+  from tests.helpers import tiny_config, write_tiny_fashion_mnist
+
+  write_tiny_fashion_mnist(str(tmp_path / "idx"))
+  monkeypatch.setenv("SSLAX_FASHION_MNIST_DIR", str(tmp_path / "idx"))
+  config = tiny_config(str(tmp_path / "tfds"))
+  config.total_steps, config.log_every_steps, config.checkpoint_every_steps = 8, 2, 2
+  config.budget.warmup_steps, config.budget.measure_steps = 1, 2
+  measured = []
+  real = budget.time_steps
+
+  def timed(*args, **kwargs):
+    seconds = real(*args, **kwargs)
+    measured.append(seconds)
+    return seconds
+
+  monkeypatch.setattr(budget, "time_steps", timed)
+  workdir = str(tmp_path / "run")
+  # A first run measures the real step (a huge budget: capped at total_steps).
+  probe_dir = str(tmp_path / "probe")
+  config_probe = config.copy_and_resolve_references()
+  config_probe.budget.seconds = 1e6
+  train.train(config_probe, probe_dir)
+  assert len(measured) == 1
+  plan = budget.read_plan(budget.plan_path(probe_dir))
+  assert plan["total_steps"] == 8  # capped at total_steps on any machine
+
+  # A second run, its speed fixed, with 5.5 steps' worth of budget.
+  config.budget.seconds = 5.5 * plan["seconds_per_step"]
+  monkeypatch.setattr(budget, "time_steps", lambda *a, **k: plan["seconds_per_step"])
+  state, _, _ = train.train(config, workdir)
+  assert int(state.step) == 4
+  with open(os.path.join(workdir, "config.json")) as f:
+    assert json.load(f)["total_steps"] == 4
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    assert [json.loads(line)["step"] for line in f] == [2, 4]
+  monkeypatch.setattr(budget, "time_steps", lambda *a, **k: pytest.fail("measured again"))
+  state, _, _ = train.train(config, workdir)
+  assert int(state.step) == 4
