@@ -39,8 +39,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from sslax import errors, losses, parallel
-from sslax.methods.common import networks
 from sslax.methods.base import LossAux, Method, StepInputs
+from sslax.methods.common import networks
 
 NAME = "examples.nnclr"
 # Q's initial random vectors come from their own stream of config.seed.

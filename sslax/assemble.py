@@ -20,28 +20,35 @@ from sslax.errors import ConfigError
 from sslax.methods import Method, get_method
 
 
-def open_split(config: ml_collections.ConfigDict, split: str) -> pipeline.Source:
-  """Opens a split of config.data; with several processes, process 0 prepares the data
-  first, so they do not all build the same TFDS dataset into a shared data_dir at once."""
+def open_split(config: ml_collections.ConfigDict, split: str,
+               train: pipeline.Source | None = None) -> pipeline.Source:
+  """Opens a split of config.data (`train`: its train split, already open, see
+  `datasets.OpenFn`); with several processes, process 0 prepares the data first, so they do
+  not all build the same TFDS dataset into a shared data_dir at once."""
   dataset = datasets.get_dataset(config.data.name)
   if jax.process_count() == 1:
-    return dataset.open(config.data, split)
-  source = dataset.open(config.data, split) if jax.process_index() == 0 else None
+    return dataset.open(config.data, split, train)
+  source = dataset.open(config.data, split, train) if jax.process_index() == 0 else None
   multihost_utils.sync_global_devices(f"sslax: {config.data.name}/{split} prepared")
-  return source or dataset.open(config.data, split)
+  return source or dataset.open(config.data, split, train)
 
 
-def with_num_classes(config: ml_collections.ConfigDict, source: pipeline.Source):
-  """config with data.num_classes = the dataset's when it is 0 (the default); a copy."""
-  if config.data.get("num_classes", 0) > 0:
-    if config.data.num_classes != source.num_classes:
-      raise ConfigError(
-          f"config.data.num_classes: {config.data.num_classes}, but {config.data.name} has "
-          f"{source.num_classes} classes; set it to {source.num_classes} or 0 (from the dataset)")
-    return config
+def with_dataset_facts(config: ml_collections.ConfigDict, source: pipeline.Source):
+  """config with what 0 leaves to the data, from the training source: data.num_classes and,
+  for a token encoder, model.vocab_size (so building the network needs no second read of the
+  corpus); a copy. A value set to something else than the source's is a ConfigError."""
+  facts = [("data", "num_classes", source.num_classes)]
+  if "vocab_size" in config.model and getattr(source, "vocab", None) is not None:
+    facts.append(("model", "vocab_size", len(source.vocab)))
   config = config.copy_and_resolve_references()
-  with config.unlocked():
-    config.data.num_classes = source.num_classes
+  for block, key, value in facts:
+    given = config[block].get(key, 0)
+    if given not in (0, value):
+      raise ConfigError(
+          f"config.{block}.{key}: {given}, but {config.data.name} has {value}; set it to "
+          f"{value} or 0 (from the dataset)")
+    with config.unlocked():
+      config[block][key] = value
   return config
 
 
@@ -81,7 +88,7 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, *,
   initial variables (see `step.with_subtrees`); `views_fn`: see `step.make_train_step`."""
   method = get_method(config.method.name)
   source = source or open_split(config, config.data.train_split)
-  config = config_lib.with_precision(with_num_classes(config, source))  # dtype policy -> backbone
+  config = config_lib.with_precision(with_dataset_facts(config, source))  # dtype policy -> backbone
   model = method.build(config)
   schedule = optim.learning_rate_schedule(config.optimizer, config.batch_size, config.total_steps)
   tx = optim.make_optimizer(config.optimizer, schedule)

@@ -21,7 +21,6 @@ from sslax.methods import get_method
 from sslax.methods.base import no_state
 from sslax.models import validate_encoder
 
-
 PRECISIONS = ("float32", "bfloat16")
 
 

@@ -77,7 +77,7 @@ def export_encoder(config: ml_collections.ConfigDict, workdir: str, out_dir: str
   config_lib.validate(config)
   run = assemble.restore_latest(config, workdir, assemble.make_mesh(config))
   model, state, source = run.model, run.state, run.source
-  config = assemble.with_num_classes(config, source)  # what the run's network was built with
+  config = assemble.with_dataset_facts(config, source)  # what the run's network was built with
   variables = parallel.to_host(encoder_variables(
       run.method.evaluated_variables(config, state.params, state.batch_stats, state.method_state)))
   input_key = source.input_key

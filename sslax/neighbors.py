@@ -95,8 +95,8 @@ def main(argv):
   del argv
   from absl import logging as absl_logging
   absl_logging.set_verbosity(absl_logging.WARNING)  # keep Orbax's restore chatter off the answer
-  from sslax.errors import ConfigError
   from sslax.data import text
+  from sslax.errors import ConfigError
 
   try:
     config, vocab, table = load_run(FLAGS.workdir)

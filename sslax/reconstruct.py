@@ -15,11 +15,12 @@ small images are visible. Grayscale images give a grayscale PNG, RGB an RGB one.
 
 from __future__ import annotations
 
-from sslax.errors import ConfigError
 import math
 from typing import Sequence
 
 import numpy as np
+
+from sslax.errors import ConfigError
 
 ROWS = ("input", "corrupted", "reconstruction")
 MIN_SIDE = 96  # --scale=0 upscales each picture to at least this many pixels

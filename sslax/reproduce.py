@@ -40,8 +40,7 @@ import subprocess
 import sys
 import time
 
-from sslax.results import (Row, Table, aggregate, machine_lines, model_key, read_json, run_entries,
-                           write_table)
+from sslax.results import Row, Table, aggregate, machine_lines, model_key, read_json, run_entries, write_table
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -16,11 +16,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from sslax import assemble, budget
+from sslax import assemble, budget, parallel, preemption
 from sslax import checkpoint as checkpoint_lib
 from sslax import config as config_lib
 from sslax import metrics as metrics_lib
-from sslax import parallel, preemption
 from sslax.data import pipeline
 from sslax.step import TrainState
 

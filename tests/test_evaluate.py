@@ -22,8 +22,6 @@ All datasets share a few shapes so the jit'ed fits compile only a few times.
 
 from __future__ import annotations
 
-from sslax import assemble
-from sslax.errors import ConfigError
 import json
 import os
 import re
@@ -33,6 +31,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from sslax import assemble
+from sslax.errors import ConfigError
 from sslax.evaluate import fit_logistic_regression, knn_accuracy, knn_classify, linear_probe, stratified_split
 from sslax.evaluate.sgd_probe import sgd_probe
 
@@ -340,8 +340,8 @@ def test_evaluate_run_writes_every_protocol(tiny_run):
 
 def test_features_and_accuracies_same_on_1_and_8_devices(tiny_run):
   from sslax import parallel
-  from sslax.evaluate import features, frozen
   from sslax.assemble import open_split
+  from sslax.evaluate import features, frozen
 
   config, _, state, model, _ = tiny_run
   variables = {"params": state.params, "batch_stats": state.batch_stats}
@@ -553,8 +553,8 @@ def majority_protocol(calls: list):
 
 
 def test_registered_protocol_runs_for_every_encoder(tiny_run, monkeypatch):
-  from sslax.evaluate import frozen, protocols, validate_eval
   from sslax.assemble import open_split
+  from sslax.evaluate import frozen, protocols, validate_eval
 
   config, workdir, state, model, mesh = tiny_run
   calls = []

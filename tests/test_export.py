@@ -11,10 +11,9 @@ import jax
 import numpy as np
 import pytest
 
+from sslax import assemble, export, train
 from sslax import config as config_lib
-from sslax import assemble
 from sslax import step as step_lib
-from sslax import export, train
 from sslax.data import augment
 from tests.helpers import tiny_config, write_tiny_fashion_mnist
 

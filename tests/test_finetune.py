@@ -31,9 +31,8 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
-from sslax import assemble
+from sslax import assemble, optim, train
 from sslax import step as step_lib
-from sslax import optim, train
 from sslax.data.pipeline import DATASET_INFO
 from sslax.evaluate import finetune
 from sslax.methods import available_methods, get_method
@@ -297,7 +296,7 @@ def test_random_init_baseline_fine_tunes_the_same_protocol_from_the_initializati
     assert json.load(f) == json.loads(json.dumps(results))
   assert results["init"] == "random" and results["pretrained_step"] == 0 and results["steps"] == 4
   ft = finetune.finetune_config(config)
-  init = flat(step_lib.init_variables(get_method("supervised").build(assemble.with_num_classes(
+  init = flat(step_lib.init_variables(get_method("supervised").build(assemble.with_dataset_facts(
       ft, assemble.open_split(ft, "train"))), ft, 1)["params"]["encoder"])
   tuned = flat(restore(os.path.join(workdir, "finetune_random_init"), 4)["params"]["encoder"])
   pretrained = flat(restore(workdir, 4)["params"]["encoder"])

@@ -140,7 +140,25 @@ def test_imports_go_down_the_layers(graph):
                                  for m, i in upward)
 
 
+def private_attributes(module: str, path: str, modules: dict) -> list[str]:
+  """`alias._name` where alias is a module of sslax bound by an import in the file."""
+  tree = ast.parse(open(path).read())
+  aliases = {}
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      aliases.update({a.asname: a.name for a in node.names if a.asname and a.name in modules})
+    elif isinstance(node, ast.ImportFrom) and node.module:
+      for a in node.names:
+        if f"{node.module}.{a.name}" in modules:
+          aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+  return [f"{aliases[n.value.id]}.{n.attr}" for n in ast.walk(tree)
+          if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in aliases
+          and n.attr.startswith("_") and not n.attr.startswith("__") and aliases[n.value.id] != module]
+
+
 def test_no_private_name_crosses_a_module(graph):
   private = [(m, i, n) for m, imported in graph.items() for i, names in imported.items()
              for n in names if n.startswith("_")]
+  modules = module_files()
+  private += [(m, a) for m, path in modules.items() for a in private_attributes(m, path, modules)]
   assert private == []

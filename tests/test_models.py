@@ -27,12 +27,12 @@ import numpy as np
 import pytest
 
 from sslax.models import (
-  encoder_config,
   ENCODERS,
   MLP,
   ConvNet,
   ResNet,
   build_encoder,
+  encoder_config,
   feature_dim,
   resnet18,
   resnet34,

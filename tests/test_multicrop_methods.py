@@ -22,12 +22,11 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
-from sslax import assemble
-from sslax import step as step_lib
+from sslax import assemble, optim, parallel, train
 from sslax import checkpoint as checkpoint_lib
-from sslax.errors import ConfigError
-from sslax import optim, parallel, train
+from sslax import step as step_lib
 from sslax.data import pipeline
+from sslax.errors import ConfigError
 from sslax.methods import dino, get_method, swav
 from sslax.methods.common import networks
 from tests.helpers import tiny_config, write_tiny_fashion_mnist

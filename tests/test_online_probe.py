@@ -12,10 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sslax import optim
-from sslax import assemble
+from sslax import assemble, optim, train
 from sslax import step as step_lib
-from sslax import train
 from sslax.data import pipeline
 from sslax.methods import get_method
 from tests.helpers import tiny_config, write_tiny_fashion_mnist
@@ -73,7 +71,7 @@ def test_first_probe_step_is_adam_on_cross_entropy_of_the_features(data_dir, tmp
 
   source = assemble.open_split(config, config.data.train_split)
   method = get_method(config.method.name)
-  initial = step_lib.initial_state(assemble.with_num_classes(config, source), method, model,
+  initial = step_lib.initial_state(assemble.with_dataset_facts(config, source), method, model,
                                 optim.make_optimizer(config.optimizer, lambda s: 0.0), source)
   batch = next(iter(pipeline.host_batches(source, global_batch=config.batch_size, seed=config.seed)))
   views = step_lib.make_views_fn(config, source)(

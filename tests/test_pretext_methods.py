@@ -18,11 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sslax import main
-from sslax import step as step_lib
 from sslax import checkpoint as checkpoint_lib
+from sslax import main, parallel, train
+from sslax import step as step_lib
 from sslax.errors import ConfigError
-from sslax import parallel, train
 from sslax.methods import jigsaw, relative_patch, rotation
 from sslax.methods.base import StepInputs
 from tests.helpers import tiny_config, write_tiny_fashion_mnist

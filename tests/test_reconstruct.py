@@ -25,9 +25,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sslax import methods, reconstruct, train
 from sslax.errors import ConfigError
-from sslax import reconstruct, train
-from sslax import methods
 from tests.helpers import tiny_config, write_tiny_fashion_mnist
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from sslax import step as step_lib
 from sslax import config as config_lib
 from sslax import losses, parallel, train
+from sslax import step as step_lib
 from sslax.errors import ConfigError
 from sslax.methods import colorization, denoising_ae, get_method, inpainting
 from sslax.methods.base import StepInputs

@@ -6,7 +6,6 @@ benchmarks/mfu.py's FLOP counts agree with torchvision's and XLA's."""
 
 from __future__ import annotations
 
-from sslax.errors import ConfigError
 import importlib.util
 import json
 import os
@@ -24,6 +23,7 @@ import numpy as np
 import pytest
 
 from sslax import models, preemption, train
+from sslax.errors import ConfigError
 from sslax.methods import get_method
 from tests.helpers import tiny_config, write_tiny_fashion_mnist
 

@@ -17,11 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sslax.data import pipeline
-from sslax import assemble
+from sslax import assemble, losses, parallel, train
 from sslax import step as step_lib
+from sslax.data import pipeline
 from sslax.errors import ConfigError
-from sslax import losses, parallel, train
 from sslax.methods import data2vec, get_method, mae
 from sslax.methods.common.masking import random_masking
 from sslax.methods.common.patches import patchify, unpatchify

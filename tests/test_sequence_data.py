@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from sslax.errors import ConfigError
 from sslax.data import pipeline, sequences, text
+from sslax.errors import ConfigError
 
 # ------------------------------------------------------------------------------ .ts files
 
@@ -207,12 +207,14 @@ def test_log_mel_front_end():
   np.testing.assert_allclose(sequences.log_mel(np.zeros(400, np.int16)), np.log(1e-6), rtol=1e-5)
 
 
-def test_mocked_speech_commands(monkeypatch):
-  monkeypatch.setattr(sequences, "_TRAIN_STATS", {})
+def test_mocked_speech_commands():
   cfg = sequences.data_config("speech_commands", download=True)  # the mock never "prepares" data
   with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
     train = sequences.open_source(cfg, "train")
-    test = sequences.open_source(cfg, "test")
+    test = sequences.open_source(cfg, "test", train)
+    alone = sequences.open_source(cfg, "test")  # the train statistics, from the train split again
+  np.testing.assert_array_equal(alone.mean, train.mean)
+  np.testing.assert_array_equal(alone.get(np.arange(6))["frames"], test.get(np.arange(6))["frames"])
   assert (len(train), train.input_shape, train.num_classes) == (6, (100, 40), 12)
   assert train.class_names[-2:] == ["_silence_", "_unknown_"]
   for source in (train, test):
@@ -379,14 +381,15 @@ def test_build_vocabulary_from_train_split_only(tmp_path):
 # --------------------------------------------------------------------------------- lm1b
 
 
-def test_mocked_lm1b(monkeypatch):
-  monkeypatch.setattr(text, "_TFDS_VOCABULARIES", {})
+def test_mocked_lm1b():
   cfg = text.data_config("lm1b", download=True, min_count=1, max_length=64)
   with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
     train = text.open_source(cfg, "train")
-    test = text.open_source(cfg, "test")
+    test = text.open_source(cfg, "test", train)
+    alone = text.open_source(cfg, "test")  # the vocabulary, from the train split read again
   assert (len(train), train.num_classes, train.class_names, train.input_shape) == (5, 1, ["lm1b"], (64,))
   assert test.vocab is train.vocab  # built once, from train
+  assert alone.vocab.words == train.vocab.words
   assert train.num_cropped == 0
   batch = train.get(np.arange(5))
   assert batch["tokens"].shape == (5, 64) and (batch["label"] == 0).all()

@@ -6,7 +6,6 @@ follow word2vec.c's rules (dynamic window, subsampling formula, unigram^0.75 noi
 methods refuse data and networks that cannot work. Last, 3 trainer steps of APC and
 skip-gram on tiny JapaneseVowels and fortunes files."""
 
-from sslax.errors import ConfigError
 import functools
 
 import jax
@@ -19,6 +18,7 @@ from jax.sharding import PartitionSpec as P
 
 from sslax import config as config_lib
 from sslax import parallel
+from sslax.errors import ConfigError
 from sslax.methods import apc, cpc, masked_frames, masked_token, next_token, skipgram
 from sslax.methods.base import StepInputs
 from sslax.methods.common import tokens as token_ops

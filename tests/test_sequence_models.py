@@ -12,8 +12,15 @@ import pytest
 from sslax.methods import masked_frames, masked_token
 from sslax.methods.common import tokens as token_ops
 from sslax.models import build_encoder, encoder_config
-from sslax.models.sequence import (CPCEncoder, CPCPredictors, GRUStack, SequenceTransformer,
-                                   SkipGramEmbeddings, masked_mean, sinusoidal_positions)
+from sslax.models.sequence import (
+  CPCEncoder,
+  CPCPredictors,
+  GRUStack,
+  SequenceTransformer,
+  SkipGramEmbeddings,
+  masked_mean,
+  sinusoidal_positions,
+)
 
 B, T, F = 3, 12, 5
 

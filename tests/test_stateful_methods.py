@@ -13,11 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sslax.data import pipeline
-from sslax import assemble
-from sslax import step as step_lib
+from sslax import assemble, optim, parallel, train
 from sslax import checkpoint as checkpoint_lib
-from sslax import optim, parallel, train
+from sslax import step as step_lib
+from sslax.data import pipeline
 from sslax.methods import get_method
 from tests.helpers import tiny_config, write_tiny_fashion_mnist
 

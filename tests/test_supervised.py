@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sslax import step as step_lib
 from sslax import parallel, train
+from sslax import step as step_lib
 from sslax.methods import get_method
 from sslax.methods.base import StepInputs
 from tests.helpers import tiny_config, write_tiny_fashion_mnist

@@ -3,20 +3,21 @@ resume, checkpoint fallback, bad inputs, evaluation output."""
 
 from __future__ import annotations
 
-from sslax import main
-from sslax import step as step_lib
-from sslax.errors import ConfigError
 import json
 import os
 import subprocess
 import sys
+import types
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
+from sslax import assemble, main, train
 from sslax import config as config_lib
-from sslax import train
+from sslax import step as step_lib
+from sslax.errors import ConfigError
 from tests.helpers import tiny_config, write_tiny_fashion_mnist
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -247,3 +248,19 @@ def test_every_config_file_validates_and_builds(name, tmp_path):
   from sslax.data.augment import view_size
   assert [v.shape for v in views] == [(2, view_size(v, size), view_size(v, size), channels)
                                       for v in config.views.values()]
+
+
+def test_dataset_facts_fill_what_zero_leaves_to_the_data_and_refuse_a_wrong_value():
+  config = ml_collections.ConfigDict({"data": {"name": "fortunes", "num_classes": 0},
+                                      "model": {"name": "sequence_transformer", "vocab_size": 0}})
+  source = types.SimpleNamespace(num_classes=43, vocab=["w"] * 5000)
+  filled = assemble.with_dataset_facts(config, source)
+  assert (filled.data.num_classes, filled.model.vocab_size) == (43, 5000)
+  assert config.model.vocab_size == 0  # a copy
+  config.model.vocab_size = 4000
+  with pytest.raises(ConfigError, match=r"config.model.vocab_size: 4000, but fortunes has 5000"):
+    assemble.with_dataset_facts(config, source)
+  images = types.SimpleNamespace(num_classes=10)  # no vocabulary: the model is left alone
+  assert assemble.with_dataset_facts(ml_collections.ConfigDict(
+      {"data": {"name": "fashion_mnist", "num_classes": 0}, "model": {"name": "convnet"}}),
+      images).data.num_classes == 10

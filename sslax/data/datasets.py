@@ -19,8 +19,11 @@ MODALITIES = ("image", "sequence", "text")
 
 
 class OpenFn(Protocol):
-  def __call__(self, data: ml_collections.ConfigDict, split: str) -> pipeline.Source:
-    """config.data, a split name -> the split as a Source (DatasetNotFoundError if missing)."""
+  def __call__(self, data: ml_collections.ConfigDict, split: str,
+               train: pipeline.Source | None = None) -> pipeline.Source:
+    """config.data, a split name -> the split as a Source (DatasetNotFoundError if missing).
+    `train`: the train split, already open, whose statistics (a vocabulary, a standardization)
+    another split shares instead of reading the train split again."""
 
 
 class ValidateFn(Protocol):
@@ -35,7 +38,9 @@ class Dataset:
   validate: ValidateFn
 
 
-def open_images(data: ml_collections.ConfigDict, split: str) -> pipeline.Source:
+def open_images(data: ml_collections.ConfigDict, split: str,
+                train: pipeline.Source | None = None) -> pipeline.Source:
+  del train  # every image split is normalized with the dataset's fixed statistics
   return pipeline.open_source(data.name, split, data_dir=data.data_dir or None,
                               image_size=data.image_size, in_memory=data.in_memory,
                               download=data.download)

@@ -190,7 +190,7 @@ def _missing_message(name: str, builder, data_dir: str | None) -> str:
   return f"TFDS dataset {name!r} is not prepared (looked in {looked_in}). {fix}"
 
 
-def _prepared_builder(name: str, data_dir: str | None, download: bool):
+def prepared_builder(name: str, data_dir: str | None, download: bool):
   """The TFDS builder of an already prepared dataset, preparing it first where allowed."""
   # TF and TFDS are imported where used, not at module level: the training step and the
   # benchmarks import this module but run without TensorFlow (e.g. on accelerator images).
@@ -231,9 +231,9 @@ def open_source(
   when it was prepared without random access, e.g. TFRecord). Raises DatasetNotFoundError
   when the data is not prepared and cannot be.
   """
-  import tensorflow_datasets as tfds  # lazy: see _prepared_builder
+  import tensorflow_datasets as tfds  # lazy: see prepared_builder
 
-  builder = _prepared_builder(name, data_dir, download)
+  builder = prepared_builder(name, data_dir, download)
   info = builder.info
   native = tuple(info.features["image"].shape)  # (H, W, C), H and W None if they vary
   image_size = image_size or native[0] or DATASET_INFO[name]["image_size"]
@@ -259,7 +259,7 @@ def open_source(
 def _load_in_memory(builder, split: str, image_size: int, num_classes: int,
                     normalization: tuple[tuple, tuple]) -> InMemorySource:
   """Decodes the whole split with tf.data (parallel, in C++) into numpy arrays."""
-  import tensorflow as tf  # lazy: see _prepared_builder
+  import tensorflow as tf  # lazy: see prepared_builder
   import tensorflow_datasets as tfds
 
   info = builder.info

@@ -27,8 +27,8 @@ from importlib.util import find_spec  # module-level name, so tests can fake a m
 import ml_collections
 import numpy as np
 
-from sslax.errors import ConfigError
 from sslax.data import pipeline
+from sslax.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -405,16 +405,11 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
   return log_mel_tf(tf.constant(audio)).numpy()
 
 
-# Train-split statistics per (name, data_dir): opening the test split after the train split
-# (what the trainer does) must not decode all of train again.
-_TRAIN_STATS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-
-
 def _speech_commands_features(data_cfg, split: str):
   """(list of float32 [T_i, 40], labels int [N], class names) of a TFDS split, in file order."""
   import tensorflow as tf
 
-  builder = pipeline._prepared_builder("speech_commands", data_cfg.data_dir or None, bool(data_cfg.download))
+  builder = pipeline.prepared_builder("speech_commands", data_cfg.data_dir or None, bool(data_cfg.download))
   ds = builder.as_dataset(split=split, shuffle_files=False)
   ds = ds.map(lambda ex: (log_mel_tf(ex["audio"]), ex["label"]), num_parallel_calls=tf.data.AUTOTUNE)
   series, labels = [], []
@@ -426,14 +421,14 @@ def _speech_commands_features(data_cfg, split: str):
   return series, np.array(labels, np.int32), list(builder.info.features["label"].names)
 
 
-def _open_speech_commands(data_cfg, split: str) -> SequenceSource:
+def _open_speech_commands(data_cfg, split: str, train: SequenceSource | None = None) -> SequenceSource:
   series, labels, names = _speech_commands_features(data_cfg, split)
-  key = ("speech_commands", data_cfg.data_dir, data_cfg.train_split)
-  if split == data_cfg.train_split:
-    _TRAIN_STATS[key] = _stats(series)
-  elif key not in _TRAIN_STATS:
-    _TRAIN_STATS[key] = _stats(_speech_commands_features(data_cfg, data_cfg.train_split)[0])
-  mean, std = _TRAIN_STATS[key]
+  if train is not None:  # the train split's statistics, without decoding it again
+    mean, std = train.mean, train.std
+  elif split == data_cfg.train_split:
+    mean, std = _stats(series)
+  else:
+    mean, std = _stats(_speech_commands_features(data_cfg, data_cfg.train_split)[0])
   return _source(series, labels, names, data_cfg, f"speech_commands split {split!r}", mean, std)
 
 
@@ -446,15 +441,21 @@ _OPENERS = {
 }
 
 
-def open_source(data_cfg: ml_collections.ConfigDict, split: str) -> SequenceSource:
-  """Opens split `split` of sequence dataset data_cfg.name (see `data_config` for the fields).
+def open_source(data_cfg: ml_collections.ConfigDict, split: str,
+                train: SequenceSource | None = None) -> SequenceSource:
+  """Opens split `split` of sequence dataset data_cfg.name (see `data_config` for the fields);
+  `train`: the train split already opened, whose standardization statistics the split shares
+  (speech_commands; the others read both splits' small files anyway).
 
   Raises DatasetNotFoundError (with the install command) when the data is missing and
   ConfigError for settings that cannot work (unknown name, too long with too_long="error").
   """
   if data_cfg.name not in _OPENERS:
     raise ConfigError(f"config.data.name: {data_cfg.name!r} is not one of {list(DATASETS)}")
-  source = _OPENERS[data_cfg.name](data_cfg, split)
+  if data_cfg.name == "speech_commands":
+    source = _open_speech_commands(data_cfg, split, train)
+  else:
+    source = _OPENERS[data_cfg.name](data_cfg, split)
   if data_cfg.get("num_classes", 0) and data_cfg.num_classes != source.num_classes:
     raise ConfigError(
       f"config.data.num_classes: {data_cfg.num_classes}, but {data_cfg.name} has "

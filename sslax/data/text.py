@@ -28,9 +28,9 @@ import zlib
 import ml_collections
 import numpy as np
 
-from sslax.errors import ConfigError
 from sslax.data import pipeline
 from sslax.data.sequences import fit_lengths, validate_lengths, with_overrides
+from sslax.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -407,7 +407,7 @@ def _tfds_split(data_cfg, split: str):
   """lm1b sentences of a TFDS split, in file order; empty ones skipped and counted."""
   import tensorflow as tf
 
-  builder = pipeline._prepared_builder(data_cfg.name, data_cfg.data_dir or None, bool(data_cfg.download))
+  builder = pipeline.prepared_builder(data_cfg.name, data_cfg.data_dir or None, bool(data_cfg.download))
   ds = builder.as_dataset(split=split, shuffle_files=False).map(lambda ex: ex["text"]).batch(4096)
   texts, skipped = [], 0
   for batch in ds.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
@@ -434,18 +434,6 @@ def _read_split(data_cfg, split: str):
 
 # ------------------------------------------------------------------------- vocabulary
 
-# Vocabularies built from TFDS splits, per config: the trainer opens train then test, and
-# lm1b's train split is too big to read twice. (fortunes is read again: ~0.1 s.)
-_TFDS_VOCABULARIES: dict[tuple, Vocabulary] = {}
-
-
-def _vocab_key(data_cfg) -> tuple:
-  return tuple(
-    data_cfg.get(k)
-    for k in ("name", "data_dir", "path", "train_split", "tokenizer", "min_count", "max_vocab")
-  )
-
-
 def _vocabulary_of(data_cfg, train_texts: list[str]) -> Vocabulary:
   if data_cfg.tokenizer not in TOKENIZERS:
     raise ConfigError(f"config.data.tokenizer: {data_cfg.tokenizer!r} is not one of {list(TOKENIZERS)}")
@@ -454,32 +442,33 @@ def _vocabulary_of(data_cfg, train_texts: list[str]) -> Vocabulary:
 
 
 def build_vocabulary(
-  data_cfg: ml_collections.ConfigDict, _train_texts: list[str] | None = None
+  data_cfg: ml_collections.ConfigDict, train_texts: list[str] | None = None
 ) -> Vocabulary:
-  """The vocabulary of data_cfg's TRAIN split: a function of the config alone (and the data files),
-  so a later command (evaluation, nearest words) rebuilds the very same ids."""
-  key = _vocab_key(data_cfg)
-  if data_cfg.name != "fortunes" and key in _TFDS_VOCABULARIES:
-    return _TFDS_VOCABULARIES[key]
-  if _train_texts is None:
-    _train_texts = _read_split(data_cfg, data_cfg.train_split)[0]
-  vocab = _vocabulary_of(data_cfg, _train_texts)
-  if data_cfg.name != "fortunes":
-    _TFDS_VOCABULARIES[key] = vocab
-  return vocab
+  """The vocabulary of data_cfg's TRAIN split (its texts, read here unless given): a function
+  of the config alone (and the data files), so a later command (evaluation, nearest words)
+  rebuilds the very same ids."""
+  if train_texts is None:
+    train_texts = _read_split(data_cfg, data_cfg.train_split)[0]
+  return _vocabulary_of(data_cfg, train_texts)
 
 
 # ------------------------------------------------------------------------- open_source
 
 
-def open_source(data_cfg: ml_collections.ConfigDict, split: str) -> TextSource:
-  """Opens split `split` of text dataset data_cfg.name (see `data_config` for the fields).
+def open_source(data_cfg: ml_collections.ConfigDict, split: str,
+                train: TextSource | None = None) -> TextSource:
+  """Opens split `split` of text dataset data_cfg.name (see `data_config` for the fields);
+  `train`: the train split already opened, whose vocabulary the split shares (else it is
+  built from the train split's texts, read again: lm1b's take minutes).
 
   Raises DatasetNotFoundError (with the install command) when the data is missing and
   ConfigError for settings that cannot work.
   """
   texts, labels, class_names, skipped = _read_split(data_cfg, split)
-  vocab = build_vocabulary(data_cfg, texts if split == data_cfg.train_split else None)
+  if train is not None:
+    vocab = train.vocab
+  else:
+    vocab = build_vocabulary(data_cfg, texts if split == data_cfg.train_split else None)
   ids = [vocab.encode(t) for t in texts]
   where = f"{data_cfg.name} split {split!r}"
   lengths = fit_lengths(np.array([len(x) for x in ids], np.int64), data_cfg, where)

@@ -24,12 +24,13 @@ about 0 for an assignment independent of the labels.
 
 from __future__ import annotations
 
-from sslax.errors import ConfigError
 import json
 import os
 from typing import Any, Sequence
 
 import numpy as np
+
+from sslax.errors import ConfigError
 
 MAPS = ("tsne", "umap")
 MAX_LEGEND_CLASSES = 30  # beyond this a legend hides the map

@@ -224,8 +224,12 @@ def few_label_probe(train_x: Any, train_y: Any, test_x: Any, test_y: Any, num_cl
     "accuracies": per draw, "seeds", "examples": labeled examples per draw, "subsets": where
     each came from, "weight_decays": used per draw, "protocol"}.
   """
-  from sslax.evaluate.linear_probe import fit_logistic_regression, linear_probe, standardize, \
-      standardization_stats
+  from sslax.evaluate.linear_probe import (
+    fit_logistic_regression,
+    linear_probe,
+    standardization_stats,
+    standardize,
+  )
 
   train_x, train_y = np.asarray(train_x, np.float32), np.asarray(train_y)
   # k per class: too few labels to hold any out. Standardize with the statistics of the whole

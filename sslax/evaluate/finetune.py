@@ -32,7 +32,6 @@ pools as it was pretrained (MAE fine-tunes a ViT on the mean of its patch tokens
 
 from __future__ import annotations
 
-from sslax.errors import ConfigError
 import json
 import os
 import sys
@@ -42,12 +41,13 @@ import jax
 import ml_collections
 import numpy as np
 
-from sslax import config as config_lib
 from sslax import assemble, optim, parallel, train
+from sslax import config as config_lib
 from sslax.data import datasets
+from sslax.errors import ConfigError
 from sslax.evaluate.features import extract_features
-from sslax.step import TrainState
 from sslax.methods import get_method
+from sslax.step import TrainState
 
 PROTOCOL = ("full fine-tuning: pretrained encoder + new linear classifier, all trained with labels "
             "(AdamW, warmup + cosine, layer-wise lr decay, label smoothing); top-1 on the test "

@@ -24,13 +24,13 @@ import ml_collections
 import numpy as np
 
 from sslax import parallel
+from sslax.assemble import open_split
 from sslax.data import pipeline
 from sslax.errors import ConfigError
 from sslax.evaluate import protocols as protocols_lib
 from sslax.evaluate.baselines import random_init_variables, raw_features
 from sslax.evaluate.features import extract_features
 from sslax.methods import get_method
-from sslax.assemble import open_split
 
 ONLINE_PROBE_PROTOCOL = ("online linear probe on stop-gradient features of the training inputs "
                          "(the first augmented view of images), trained alongside pretraining "
@@ -126,7 +126,8 @@ def evaluate_run(config: ml_collections.ConfigDict, model, state, mesh, workdir:
   train_split = config.eval.train_split or ev_config.data.train_split
   test_split = ev_config.data.test_split
   train_source = open_split(ev_config, train_split)
-  test_source = open_split(ev_config, test_split)
+  shares = train_split == ev_config.data.train_split  # the split the vocabulary is built from
+  test_source = open_split(ev_config, test_split, train_source if shares else None)
   channels, mean, std = None, train_source.pixel_mean, train_source.pixel_std
   if train_source.input_key == "image" and transfer:
     channels, mean, std = _pretraining_input(config)

@@ -7,8 +7,11 @@ global-batch gradients. Called without it, it is the plain single-device loss.
 Cross-device statistics go through sslax/parallel.py only.
 """
 
-from sslax.losses.classification import (label_smoothed_cross_entropy, softmax_cross_entropy,
-                                         token_cross_entropy)
+from sslax.losses.classification import (
+                                         label_smoothed_cross_entropy,
+                                         softmax_cross_entropy,
+                                         token_cross_entropy,
+)
 from sslax.losses.clustering import dino_center_update, dino_loss, sinkhorn_knopp, swapped_prediction
 from sslax.losses.common import l2_normalize
 from sslax.losses.contrastive import moco_infonce, moco_v3_infonce, nt_xent

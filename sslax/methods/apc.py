@@ -22,12 +22,12 @@ import flax.linen as nn
 import jax
 import ml_collections
 
-from sslax.errors import ConfigError
 from sslax import losses, parallel
+from sslax.errors import ConfigError
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common.inputs import require_modality, require_model
 from sslax.models import build_encoder
 from sslax.models.sequence import masked_mean
-from sslax.methods.common.inputs import require_modality, require_model
 
 
 def defaults() -> ml_collections.ConfigDict:

@@ -53,7 +53,6 @@ import ml_collections
 from sslax.data.pipeline import FALLBACK_MEAN, FALLBACK_STD
 
 
-
 @flax.struct.dataclass
 class StepInputs:
   """What the trainer hands a method's loss on each device at each step."""

@@ -39,8 +39,8 @@ import ml_collections
 import numpy as np
 
 from sslax import losses
-from sslax.errors import ConfigError
 from sslax.data import pipeline
+from sslax.errors import ConfigError
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
 from sslax.methods.common import encoder_decoder
 from sslax.methods.common.encoder_decoder import build_encoder_decoder, normalization

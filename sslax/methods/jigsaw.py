@@ -51,8 +51,15 @@ import numpy as np
 
 from sslax.errors import ConfigError
 from sslax.methods.base import Method, StepInputs, name_of
-from sslax.methods.common.pretext import (build_parts_classifier, check_parts, classification_loss,
-                                          crop, require_keys, standardize, view_sizes)
+from sslax.methods.common.pretext import (
+  build_parts_classifier,
+  check_parts,
+  classification_loss,
+  crop,
+  require_keys,
+  standardize,
+  view_sizes,
+)
 
 GRID = 3
 NUM_TILES = GRID * GRID

@@ -30,13 +30,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from sslax.errors import ConfigError
 from sslax import losses, parallel
+from sslax.errors import ConfigError
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common.inputs import require_modality, require_model
 from sslax.methods.common.masking import check_mask_probabilities, choose_spans, decide
 from sslax.models import build_encoder
 from sslax.models.layers import gelu
-from sslax.methods.common.inputs import require_modality, require_model
 
 
 def defaults() -> ml_collections.ConfigDict:

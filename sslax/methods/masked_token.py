@@ -30,11 +30,11 @@ import ml_collections
 from sslax import losses, parallel
 from sslax.errors import ConfigError
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common.inputs import require_modality, require_model
 from sslax.methods.common.masking import check_mask_probabilities, choose_spans, decide, max_chosen
 from sslax.methods.common.tokens import MASK_ID, NUM_SPECIAL, gather_tokens, token_model_config
 from sslax.models import build_encoder
 from sslax.models.layers import gelu
-from sslax.methods.common.inputs import require_modality, require_model
 
 
 def defaults() -> ml_collections.ConfigDict:

@@ -26,8 +26,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from sslax.errors import ConfigError
 from sslax import losses, parallel
+from sslax.errors import ConfigError
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
 from sslax.methods.common import networks, target
 from sslax.models import build_encoder

@@ -23,13 +23,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from sslax.errors import ConfigError
 from sslax import losses, parallel
+from sslax.errors import ConfigError
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common.inputs import require_modality, require_model
 from sslax.methods.common.tokens import pack, token_model_config
 from sslax.models import build_encoder
 from sslax.models.sequence import SequenceTransformer, masked_mean
-from sslax.methods.common.inputs import require_modality, require_model
 
 
 def defaults() -> ml_collections.ConfigDict:

@@ -41,8 +41,15 @@ import numpy as np
 
 from sslax.errors import ConfigError
 from sslax.methods.base import Method, StepInputs, name_of
-from sslax.methods.common.pretext import (build_parts_classifier, check_parts, classification_loss,
-                                          crop, require_keys, standardize, view_sizes)
+from sslax.methods.common.pretext import (
+  build_parts_classifier,
+  check_parts,
+  classification_loss,
+  crop,
+  require_keys,
+  standardize,
+  view_sizes,
+)
 
 NEIGHBOURS = np.array([(r, c) for r in range(3) for c in range(3) if (r, c) != (1, 1)], np.int32)
 NUM_CLASSES = len(NEIGHBOURS)  # 8

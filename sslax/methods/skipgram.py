@@ -33,12 +33,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from sslax.errors import ConfigError
 from sslax import losses, parallel
+from sslax.errors import ConfigError
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
+from sslax.methods.common.inputs import require_modality, require_model
 from sslax.methods.common.tokens import NUM_SPECIAL, pack, token_model_config
 from sslax.models import build_encoder
-from sslax.methods.common.inputs import require_modality, require_model
 
 
 def defaults() -> ml_collections.ConfigDict:

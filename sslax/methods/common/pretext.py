@@ -20,8 +20,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from sslax import losses, parallel
-from sslax.errors import ConfigError
 from sslax.data import augment
+from sslax.errors import ConfigError
 from sslax.methods.base import LossAux, StepInputs
 from sslax.models import build_encoder
 from sslax.models.heads import MLP

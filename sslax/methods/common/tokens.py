@@ -8,7 +8,6 @@ import jax.numpy as jnp
 import ml_collections
 
 from sslax.data import text
-from sslax.errors import ConfigError
 
 # The text sources' special ids: <pad> = 0, <unk> = 1, <mask> = 2; words start at NUM_SPECIAL.
 PAD_ID, UNK_ID, MASK_ID, NUM_SPECIAL = text.PAD_ID, text.UNK_ID, text.MASK_ID, len(text.SPECIALS)
@@ -42,14 +41,12 @@ def vocabulary_size(config: ml_collections.ConfigDict) -> int:
 
 
 def token_model_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """config.model with vocab_size set from the training vocabulary (when it is 0), a copy;
-  a ConfigError if it is set to anything else (the one check that needs the corpus, so it
-  runs at build, not in a validate hook)."""
-  size = vocabulary_size(config)
+  """config.model with vocab_size set from the training vocabulary when it is 0 (read from
+  the corpus), a copy. The trainer fills vocab_size from its open source first, and checks a
+  value set by hand against it (sslax.assemble.with_dataset_facts)."""
   model = config.model.copy_and_resolve_references()
-  if model.vocab_size not in (0, size):
-    raise ConfigError(
-        f"config.model.vocab_size={model.vocab_size}, but the vocabulary of "
-        f"{config.data.name!r} has {size} entries; set it to 0 (from the data) or {size}")
+  if model.vocab_size:
+    return model
+  size = vocabulary_size(config)
   model.vocab_size = size
   return model
