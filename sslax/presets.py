@@ -85,6 +85,9 @@ def sequence_cpu(data: ml_collections.ConfigDict, model: ml_collections.ConfigDi
 
   config.online_probe.enabled = True
   config.diagnostics.enabled = True
+  # Sequence and text encoders are evaluated frozen (--mode=finetune refuses them): no image
+  # view to fine-tune with.
+  del config.finetune["view"]
   if data.name == "japanese_vowels":
     config.eval.knn_k = 10                 # 30 utterances a speaker: k=200 would vote with most of them
     config.eval.few_label_fractions = ()  # 1% and 10% of 30 are the 1 and 3 per class below
