@@ -10,7 +10,6 @@ from typing import Callable, NamedTuple
 import flax.linen as nn
 import jax
 import ml_collections
-from jax.experimental import multihost_utils
 
 from sslax import checkpoint as checkpoint_lib
 from sslax import config as config_lib
@@ -29,7 +28,7 @@ def open_split(config: ml_collections.ConfigDict, split: str,
   if jax.process_count() == 1:
     return dataset.open(config.data, split, train)
   source = dataset.open(config.data, split, train) if jax.process_index() == 0 else None
-  multihost_utils.sync_global_devices(f"sslax: {config.data.name}/{split} prepared")
+  parallel.sync_processes(f"sslax: {config.data.name}/{split} prepared")
   return source or dataset.open(config.data, split, train)
 
 

@@ -45,6 +45,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from sslax import parallel
 from sslax.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -191,8 +192,7 @@ def _broadcast(values: list[float]) -> list[float]:
   included, plans from the same rounded seconds per step."""
   if jax.process_count() == 1:
     return values
-  from jax.experimental import multihost_utils
-  return [float(v) for v in multihost_utils.broadcast_one_to_all(np.asarray(values, np.float32))]
+  return [float(v) for v in parallel.broadcast_from_process_0(np.asarray(values, np.float32))]
 
 
 # Process 0's verdict on the plan file, broadcast so every process takes the same branch.

@@ -176,6 +176,23 @@ def sharded_apply(fn: Callable, mesh: jax.sharding.Mesh) -> Callable:
   return jax.jit(mapped)
 
 
+def sync_processes(name: str) -> None:
+  """Blocks until every process reaches the barrier `name` (a no-op with one process)."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
+
+
+def broadcast_from_process_0(values: np.ndarray) -> np.ndarray:
+  """Process 0's `values` on every process (the values themselves with one process)."""
+  return np.asarray(multihost_utils.broadcast_one_to_all(values))
+
+
+def reached_preemption_sync_point(step: int) -> bool:
+  """Whether every process is to stop after `step` (JAX's preemption service; raises
+  RuntimeError where the service is off)."""
+  return multihost_utils.reached_preemption_sync_point(step)
+
+
 def gather_to_host(x: jax.Array) -> np.ndarray:
   """A batch-sharded global array -> the whole of it as numpy on every process."""
   return np.asarray(multihost_utils.process_allgather(x, tiled=True))

@@ -4,7 +4,7 @@ agrees on, and stop cleanly; the next start resumes from that checkpoint.
 
 * Several processes (after `jax.distributed.initialize`): JAX's preemption sync
   manager catches SIGTERM on whichever process gets it, tells the others through the
-  coordination service, and `multihost_utils.reached_preemption_sync_point(step)`
+  coordination service, and `parallel.reached_preemption_sync_point(step)`
   turns True on every process at the same step (the largest step any process had
   reached, plus one). No process waits in a collective the others never enter, and
   the check costs no device synchronization.
@@ -24,7 +24,8 @@ import signal
 import threading
 
 import jax
-from jax.experimental import multihost_utils
+
+from sslax import parallel
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class PreemptionWatch:
     """Call after every step with the number of steps done (every process, every step)."""
     if self._multi_process:
       try:
-        return multihost_utils.reached_preemption_sync_point(step)
+        return parallel.reached_preemption_sync_point(step)
       except RuntimeError as error:  # the service is off (jax_enable_preemption_service=False)
         log.warning("SIGTERM will not save a checkpoint: %s", error)
         self._multi_process = False  # warn once; a plain SIGTERM then ends the process
