@@ -36,3 +36,16 @@ def _monitors_off_unless_asked(request, monkeypatch):
 
   for name in ("fashion_mnist_cpu", "imagenet_resnet50", "cifar10_resnet18"):
     monkeypatch.setattr(presets, name, off(getattr(presets, name)))
+
+
+@pytest.fixture(scope="module")
+def tiny_fashion_mnist(tmp_path_factory):
+  """A TFDS data dir (str) whose fashion_mnist is built from tiny idx files made here
+  (tests/helpers.py); SSLAX_FASHION_MNIST_DIR points at them for the module's tests only."""
+  from tests.helpers import write_tiny_fashion_mnist
+
+  root = tmp_path_factory.mktemp("fmnist")
+  write_tiny_fashion_mnist(str(root / "idx"))
+  with pytest.MonkeyPatch.context() as env:
+    env.setenv("SSLAX_FASHION_MNIST_DIR", str(root / "idx"))
+    yield str(root / "tfds")

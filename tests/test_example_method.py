@@ -19,7 +19,7 @@ from jax.sharding import PartitionSpec as P
 from sslax import config as config_lib
 from sslax import parallel, train
 from sslax.errors import ConfigError
-from tests.helpers import tiny_config, write_tiny_fashion_mnist
+from tests.helpers import tiny_config
 
 NAME = "examples.nnclr"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -116,11 +116,8 @@ def test_support_set_takes_the_newest_global_batch_and_wraps(nnclr):
 # ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  root = tmp_path_factory.mktemp("fmnist")
-  write_tiny_fashion_mnist(str(root / "idx"))
-  os.environ["SSLAX_FASHION_MNIST_DIR"] = str(root / "idx")
-  return str(root / "tfds")
+def data_dir(tiny_fashion_mnist):
+  return tiny_fashion_mnist
 
 
 def nnclr_config(nnclr, data_dir: str):
