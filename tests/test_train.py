@@ -128,6 +128,7 @@ def test_batch_not_divisible_by_devices(data_dir, tmp_path):
 @pytest.mark.parametrize("key, value, expected", [
     ("optimizer.name", "adam", "config.optimizer.name: 'adam' is not one of ['adamw', 'lars', 'sgd']"),
     ("model.name", "vgg", "config.model.name: 'vgg' is not one of"),
+    ("model.widths", ("abc",), "config.model.widths: ('abc',) is not a tuple of numbers"),
     ("method.name", "simclr2", "config.method.name: 'simclr2' is not one of"),
     ("batch_size", 0, "config.batch_size: must be a positive integer"),
 ])

@@ -113,6 +113,11 @@ def validate_encoder(cfg: ml_collections.ConfigDict) -> None:
       kinds, what = (type(expected),), f"a {type(expected).__name__}"
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
       raise ConfigError(f"config.model.{key}: {value!r} is not {what} (encoder {name!r})")
+    if isinstance(expected, (tuple, list)) and expected and isinstance(expected[0], (int, float)):
+      # A command-line override such as widths=abc arrives as the tuple ('abc',).
+      if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise ConfigError(f"config.model.{key}: {value!r} is not a tuple of numbers, e.g. "
+                          f"--config.model.{key}='{tuple(expected)!r}' (encoder {name!r})")
 
 
 def build_encoder(cfg: ml_collections.ConfigDict,
