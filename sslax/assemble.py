@@ -25,11 +25,9 @@ def open_split(config: ml_collections.ConfigDict, split: str,
   `datasets.OpenFn`); with several processes, process 0 prepares the data first, so they do
   not all build the same TFDS dataset into a shared data_dir at once."""
   dataset = datasets.get_dataset(config.data.name)
-  if jax.process_count() == 1:
-    return dataset.open(config.data, split, train)
   source = dataset.open(config.data, split, train) if jax.process_index() == 0 else None
-  parallel.sync_processes(f"sslax: {config.data.name}/{split} prepared")
-  return source or dataset.open(config.data, split, train)
+  parallel.sync_processes(f"sslax: {config.data.name}/{split} prepared")  # no-op on one process
+  return source if source is not None else dataset.open(config.data, split, train)
 
 
 def with_dataset_facts(config: ml_collections.ConfigDict, source: pipeline.Source):
