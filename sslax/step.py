@@ -102,17 +102,31 @@ def initial_state(config: ml_collections.ConfigDict, method: Method, model: nn.M
 def make_views_fn(config: ml_collections.ConfigDict, source: pipeline.Source) -> Callable:
   """(inputs [b, ...], positions int [b]) -> the list of views the method reads: for images,
   each of config.views augmented and normalized with the source's statistics; frames and
-  tokens pass unchanged as the one view."""
+  tokens pass unchanged as the one view.
+
+  A full-resolution source (ImageNet-like, `pipeline.FullResolutionSource`) is told here to
+  take each view's random resized crop on the host, from the whole image, seeded by
+  (config.seed, view, position); its batches then carry the views packed, and the device
+  unpacks them and skips its own crop."""
   if source.input_key != "image":
     return lambda x, positions: [x]
   base = jax.random.fold_in(jax.random.key(config.seed), AUGMENT_STREAM)
   view_configs = list(config.views.values())
+  sizes = [augment.view_size(view_cfg, config.data.image_size) for view_cfg in view_configs]
+  cropped = bool(getattr(source, "full_resolution", False))
+  if cropped:
+    source.crop_views_on_host(
+        [pipeline.HostView(size, tuple(v.crop_scale), tuple(v.crop_ratio),
+                           v.get("interpolation", "bilinear"))
+         for size, v in zip(sizes, view_configs)], config.seed)
 
   def views_fn(images, positions):
+    inputs = (pipeline.unpack_views(images, sizes, source.input_shape[-1]) if cropped
+              else [images] * len(view_configs))
     views = []
-    for index, view_cfg in enumerate(view_configs):
-      size = augment.view_size(view_cfg, config.data.image_size)
-      x = augment.augment_batch(jax.random.fold_in(base, index), images, positions, view_cfg, size)
+    for index, (view_cfg, size, x) in enumerate(zip(view_configs, sizes, inputs)):
+      x = augment.augment_batch(jax.random.fold_in(base, index), x, positions, view_cfg, size,
+                                cropped)
       views.append(augment.normalize(x, source.pixel_mean, source.pixel_std))
     return views
   return views_fn

@@ -99,6 +99,10 @@ def default_view_config(**overrides) -> ml_collections.ConfigDict:
           # Output side in pixels; 0: config.data.image_size. Multi-crop (DINO, SwAV)
           # gives its small local views their own size.
           size=0,
+          # Resampling of the crop taken on the host from a full-resolution image
+          # (sslax/data/crops.py): "bilinear" (torchvision's default) or "bicubic"
+          # (solo-learn's). The on-device crop of small in-memory images is bilinear.
+          interpolation="bilinear",
       )
   )
   unknown = sorted(set(overrides) - set(cfg.keys()))
@@ -115,6 +119,9 @@ def validate_view(view: ml_collections.ConfigDict, key: str) -> None:
     require(0.0 <= view[prob] <= 1.0, f"{key}.{prob}", f"a probability in [0, 1], got {view[prob]}")
   lo, hi = view.crop_scale
   require(0 < lo <= hi <= 1, f"{key}.crop_scale", f"needs 0 < min <= max <= 1, got {(lo, hi)}")
+  interpolation = view.get("interpolation", "bilinear")
+  require(interpolation in ("bilinear", "bicubic"), f"{key}.interpolation",
+          f"'bilinear' or 'bicubic', got {interpolation!r}")
 
 
 def crop_flip_view_config(crop_scale: tuple[float, float]) -> ml_collections.ConfigDict:
@@ -438,7 +445,8 @@ def view_size(cfg, image_size: int) -> int:
   return cfg.get("size", 0) or image_size
 
 
-def augment_image(key: jax.Array, image: jax.Array, cfg, out_size: int) -> jax.Array:
+def augment_image(key: jax.Array, image: jax.Array, cfg, out_size: int,
+                  cropped: bool = False) -> jax.Array:
   """One random view of one image.
 
   Args:
@@ -448,6 +456,9 @@ def augment_image(key: jax.Array, image: jax.Array, cfg, out_size: int) -> jax.A
       smaller than out_size.
     cfg: a view config (``default_view_config``), read at trace time.
     out_size: static side of the square output.
+    cropped: the image is this view's random resized crop already, taken on the host from
+      the full-resolution image (sslax/data/crops.py), [out_size, out_size, C]: only the
+      flip is drawn here; every other draw is the same as with the crop.
 
   Returns:
     float32 [out_size, out_size, C] in [0, 1].
@@ -460,8 +471,13 @@ def augment_image(key: jax.Array, image: jax.Array, cfg, out_size: int) -> jax.A
 
   # Crop + flip + resize, one resampling; uint8 -> [0, 1] first.
   x = image.astype(jnp.float32) * (1.0 / 255.0)
-  y0, x0, h, w = sample_crop_box(crop_key, height, width, cfg.crop_scale, cfg.crop_ratio)
-  x = _resample(x, y0, x0, h, w, out_size, flip=u[_FLIP] < cfg.flip_p)
+  if cropped:
+    if (height, width) != (out_size, out_size):
+      raise ValueError(f"a host-cropped view must be {out_size}x{out_size}, got {image.shape}")
+    x = jnp.where(u[_FLIP] < cfg.flip_p, x[:, ::-1], x)
+  else:
+    y0, x0, h, w = sample_crop_box(crop_key, height, width, cfg.crop_scale, cfg.crop_ratio)
+    x = _resample(x, y0, x0, h, w, out_size, flip=u[_FLIP] < cfg.flip_p)
   x = _materialize(x)
 
   if cfg.jitter_p > 0:
@@ -487,7 +503,8 @@ def augment_image(key: jax.Array, image: jax.Array, cfg, out_size: int) -> jax.A
 
 
 def augment_batch(
-    key: jax.Array, images: jax.Array, positions: jax.Array, cfg, out_size: int
+    key: jax.Array, images: jax.Array, positions: jax.Array, cfg, out_size: int,
+    cropped: bool = False,
 ) -> jax.Array:
   """Views of a batch: example b uses ``fold_in(key, positions[b])``.
 
@@ -497,14 +514,14 @@ def augment_batch(
     positions: int [B], each example's global position in the data stream, so
       its view does not depend on the batch or device it is computed on
       (fold_in takes them as 32-bit integers).
-    cfg, out_size: as ``augment_image``.
+    cfg, out_size, cropped: as ``augment_image``.
 
   Returns:
     float32 [B, out_size, out_size, C] in [0, 1].
   """
 
   def one(position, image):
-    return augment_image(jax.random.fold_in(key, position), image, cfg, out_size)
+    return augment_image(jax.random.fold_in(key, position), image, cfg, out_size, cropped)
 
   return jax.vmap(one)(positions, images)
 

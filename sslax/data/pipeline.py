@@ -5,22 +5,27 @@ permutations, so every host computes the same global batch, keeps its contiguous
 slice, and a run resumed at step k sees exactly the batches an uninterrupted run
 would. Each example also carries its stream position, from which augmentation keys
 are derived on the accelerator, so the views do not depend on the device count either.
+A full-resolution dataset (ImageNet-like: images of varied sizes) is read by a
+`FullResolutionSource`, which takes each training view's random resized crop on the host,
+from the full image, seeded by (seed, view, position) for the same reason.
+
+The host loader is Grain: a `MapDataset` over step numbers mapped to batches, read ahead by
+Grain's thread pool (PIL decoding and resizing release the GIL). benchmarks/input_pipeline.py
+measures it against tf.data and torchvision's DataLoader.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import dataclasses
 import functools
-import itertools
 import os
-import queue
-import threading
-from collections.abc import Iterator
+from collections.abc import Sequence
 
+import grain
 import numpy as np
 from PIL import Image
 
-from sslax.data import fashion_mnist
+from sslax.data import crops, fashion_mnist
 
 # Per-channel mean/std of [0, 1] pixels on the training split, for normalization.
 DATASET_INFO = {
@@ -119,8 +124,12 @@ def synthetic_images(num_examples: int, shape: tuple[int, int, int], num_classes
   return InMemorySource(images, labels, num_classes, normalization)
 
 
+def _default_threads() -> int:
+  return min(32, os.cpu_count() or 1)
+
+
 class RandomAccessSource(Source):
-  """Reads examples on demand from a `tfds.data_source` (ArrayRecord/Parquet), for big splits.
+  """Reads examples on demand from a `tfds.data_source` (ArrayRecord/Parquet) of fixed-size images.
 
   Each image is decoded, its shorter side resized to image_size and center-cropped to
   image_size x image_size on the host; random crops happen later on the accelerator.
@@ -135,24 +144,103 @@ class RandomAccessSource(Source):
     self.num_classes = num_classes
     self.input_shape = (image_size, image_size, channels)
     self.pixel_mean, self.pixel_std = normalization or image_normalization("", channels)
-    # Decoding (PIL) and reading release the GIL, so threads give real parallelism.
-    self.num_threads = num_threads or min(32, os.cpu_count() or 1)
-    self._pool = concurrent.futures.ThreadPoolExecutor(self.num_threads, thread_name_prefix="sslax-decode")
+    # The loader's threads (host_batches): decoding (PIL) and reading release the GIL.
+    self.num_threads = num_threads or _default_threads()
 
   def __len__(self) -> int:
     return len(self.data_source)
 
-  def _load(self, indices: np.ndarray) -> list[tuple[np.ndarray, int]]:
-    # One record at a time: the pool already parallelizes, and tfds.testing.mock_data's
-    # data source only mocks __getitem__ correctly (its __getitems__ lacks `self`).
+  def get(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    # One record at a time: tfds.testing.mock_data's data source only mocks __getitem__
+    # correctly (its __getitems__ lacks `self`).
     examples = [self.data_source[int(i)] for i in indices]
-    return [(resize_center_crop(ex["image"], self.image_size), int(ex["label"])) for ex in examples]
+    images = np.zeros((len(examples), *self.input_shape), np.uint8)
+    for row, ex in enumerate(examples):
+      images[row] = resize_center_crop(ex["image"], self.image_size)
+    return dict(image=images, label=np.array([int(ex["label"]) for ex in examples], np.int32))
+
+
+@dataclasses.dataclass(frozen=True)
+class HostView:
+  """One training view's random resized crop, taken on the host (`crops.random_resized_crop`)."""
+  size: int
+  scale: tuple[float, float] = (0.08, 1.0)
+  ratio: tuple[float, float] = (3 / 4, 4 / 3)
+  interpolation: str = "bilinear"
+
+
+def packed_width(views: Sequence[HostView], channels: int) -> int:
+  """Bytes per example of the packed views: sum of size * size * channels."""
+  return sum(v.size * v.size * channels for v in views)
+
+
+def unpack_views(packed, sizes: Sequence[int], channels: int) -> list:
+  """packed uint8 [B, sum(s * s * C)] (numpy or jax) -> one [B, s, s, C] array per view size."""
+  views, at = [], 0
+  for size in sizes:
+    width = size * size * channels
+    views.append(packed[:, at:at + width].reshape(packed.shape[0], size, size, channels))
+    at += width
+  return views
+
+
+class FullResolutionSource(Source):
+  """A split of full-resolution images of varied sizes (ImageNet-like), read on demand from a
+  `tfds.data_source` whose images stay encoded until a crop is taken.
+
+  get(indices) -> the evaluation transform (`crops.center_crop`: shorter side to
+  image_size / 0.875, centre image_size x image_size): image uint8 [B, image_size, image_size, C].
+  After `crop_views_on_host(views, seed)` (done by `sslax.step.make_views_fn` for the training
+  source), `get_views(indices, positions)` takes each view's random resized crop from the full
+  image, the crop of view v of the example at stream position p drawn from the seed
+  (seed, v, p); the views travel packed (see `unpack_views`) in the batch's "image":
+  uint8 [B, packed_width(views, C)], and the device skips its own crop for them.
+  """
+
+  full_resolution = True
+
+  def __init__(self, data_source, image_size: int, num_classes: int, channels: int,
+               normalization: tuple[tuple, tuple] | None = None, num_threads: int | None = None):
+    self.data_source = data_source
+    self.image_size = image_size
+    self.num_classes = num_classes
+    self.channels = channels
+    self.input_shape = (image_size, image_size, channels)
+    self.pixel_mean, self.pixel_std = normalization or image_normalization("", channels)
+    self.num_threads = num_threads or _default_threads()
+    self.host_views: tuple[HostView, ...] = ()
+    self.seed = 0
+
+  def __len__(self) -> int:
+    return len(self.data_source)
+
+  def crop_views_on_host(self, views: Sequence[HostView], seed: int) -> None:
+    """From now on, host_batches reads this source's training views with `get_views`."""
+    self.host_views, self.seed = tuple(views), int(seed)
+
+  def _records(self, indices: np.ndarray) -> list[dict]:
+    # One record at a time: tfds.testing.mock_data's data source only mocks __getitem__
+    # correctly (its __getitems__ lacks `self`).
+    return [self.data_source[int(i)] for i in indices]
 
   def get(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-    chunks = np.array_split(np.asarray(indices), min(self.num_threads, max(1, len(indices))))
-    loaded = [x for part in self._pool.map(self._load, chunks) for x in part]
-    images = np.stack([im for im, _ in loaded]) if loaded else np.zeros((0, *self.input_shape), np.uint8)
-    return dict(image=images, label=np.array([lb for _, lb in loaded], np.int32))
+    records = self._records(indices)
+    images = np.zeros((len(records), *self.input_shape), np.uint8)
+    for row, record in enumerate(records):
+      images[row] = crops.center_crop(record["image"], self.image_size, channels=self.channels)
+    return dict(image=images, label=np.array([int(r["label"]) for r in records], np.int32))
+
+  def get_views(self, indices: np.ndarray, positions: np.ndarray) -> dict[str, np.ndarray]:
+    records = self._records(indices)
+    packed = np.zeros((len(records), packed_width(self.host_views, self.channels)), np.uint8)
+    for row, (record, position) in enumerate(zip(records, positions)):
+      at = 0
+      for index, view in enumerate(self.host_views):
+        crop = crops.random_resized_crop(record["image"], (self.seed, index, int(position)), view.size,
+                                         view.scale, view.ratio, view.interpolation, self.channels)
+        packed[row, at:at + crop.size] = crop.reshape(-1)
+        at += crop.size
+    return dict(image=packed, label=np.array([int(r["label"]) for r in records], np.int32))
 
 
 def resize_center_crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -228,7 +316,9 @@ def open_source(
   data_dir None is TFDS's default ($TFDS_DATA_DIR or ~/tensorflow_datasets). image_size None
   keeps fixed-size images as they are (variable-size ones go to DATASET_INFO's size).
   in_memory None loads the split whole when its decoded pixels fit IN_MEMORY_MAX_BYTES (or
-  when it was prepared without random access, e.g. TFRecord). Raises DatasetNotFoundError
+  when it was prepared without random access, e.g. TFRecord), except images of varied sizes
+  (ImageNet-like), which open as a FullResolutionSource; in_memory=True loads those resized
+  to image_size (shorter side, centre crop) for the on-device crop instead. Raises DatasetNotFoundError
   when the data is not prepared and cannot be.
   """
   import tensorflow_datasets as tfds  # lazy: see prepared_builder
@@ -239,20 +329,30 @@ def open_source(
   image_size = image_size or native[0] or DATASET_INFO[name]["image_size"]
   num_classes = info.features["label"].num_classes
   random_access = bool(info.available_file_formats() & tfds.core.FileFormat.with_random_access())
-  if in_memory is None:
+  # Images of varied sizes (ImageNet-like) are full resolution: kept whole and encoded, each
+  # view cropped from the whole image on the host. Fixed-size ones (STL-10's 96 px, CIFAR)
+  # are stored at their training size and keep the on-device crop.
+  full_resolution = native[0] is None or native[1] is None
+  if in_memory is None and random_access and full_resolution:
+    in_memory = False
+  elif in_memory is None:
     pixels = info.splits[split].num_examples * image_size * image_size * native[2]
     in_memory = not random_access or pixels <= IN_MEMORY_MAX_BYTES
   normalization = image_normalization(name, native[2])
   if in_memory:
     return _load_in_memory(builder, split, image_size, num_classes, normalization)
+  # A full-resolution image stays encoded until its crop is taken (crops.py decodes it).
+  decoders = {"image": tfds.decode.SkipDecoding()} if full_resolution else None
   try:  # TFDS decides whether a prepared format supports random access
-    records = builder.as_data_source(split=split)
+    records = builder.as_data_source(split=split, decoders=decoders)
   except NotImplementedError as e:  # e.g. TFRecord
     raise ValueError(
       f"{name} in {builder.data_dir} is stored as {info.file_format.value}, which has no "
       f"random access; rebuild it with `tfds build {name} --file_format=array_record` "
       "or pass in_memory=True."
     ) from e
+  if full_resolution:
+    return FullResolutionSource(records, image_size, num_classes, native[2], normalization)
   return RandomAccessSource(records, image_size, num_classes, native[2], normalization=normalization)
 
 
@@ -324,6 +424,19 @@ def _host_slice(global_batch: int, process_index: int | None, process_count: int
   return slice(process_index * per_host, (process_index + 1) * per_host)
 
 
+def _read_ahead(load, steps: range, prefetch: int, num_threads: int | None) -> grain.DatasetIterator:
+  """Grain's iterator over load(step) for step in `steps`, in order, `prefetch` batches read
+  ahead by `num_threads` threads (default: the source's, or the cores). Its close() (also run
+  when it is garbage collected) stops the threads; a loader error surfaces in next()."""
+  threads = max(1, num_threads or 1)
+  options = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(prefetch, threads))
+  return iter(grain.MapDataset.range(steps.start, steps.stop).map(load).to_iter_dataset(options))
+
+
+# Grain's range needs an end: more steps than any run takes.
+_ENDLESS = 1 << 62
+
+
 def host_batches(
   source: Source,
   *,
@@ -333,21 +446,28 @@ def host_batches(
   process_index: int | None = None,
   process_count: int | None = None,
   prefetch: int = 2,
-) -> Iterator[dict[str, np.ndarray]]:
+  num_threads: int | None = None,
+) -> grain.DatasetIterator:
   """Infinite stream of this host's slice of each global batch, from `start_step` on.
 
   Yields dict(image uint8 [B/P, H, W, C], label int32 [B/P], position int64 [B/P]), B = global_batch,
-  P = process_count; positions are global stream positions. Loads `prefetch` batches ahead in a
-  daemon thread, which stops when the iterator is closed or garbage collected.
+  P = process_count; positions are global stream positions. A FullResolutionSource with host
+  views gives its packed views as "image" (see FullResolutionSource). Batches are loaded
+  `prefetch` ahead (at least one per thread) by `num_threads` threads: default the source's
+  num_threads, else 1 (an in-memory batch is one numpy gather). close() stops the threads.
   """
   part = _host_slice(global_batch, process_index, process_count)
   n = len(source)
+  host_views = bool(getattr(source, "host_views", ()))
 
   def load(step: int) -> dict[str, np.ndarray]:
     indices, positions = global_batch_indices(step, global_batch, n, seed)
+    if host_views:
+      return dict(source.get_views(indices[part], positions[part]), position=positions[part])
     return dict(source.get(indices[part]), position=positions[part])
 
-  return Prefetcher(map(load, itertools.count(start_step)), prefetch)
+  threads = num_threads or getattr(source, "num_threads", 1)
+  return _read_ahead(load, range(start_step, _ENDLESS), prefetch, threads)
 
 
 def eval_batches(
@@ -357,12 +477,13 @@ def eval_batches(
   process_index: int | None = None,
   process_count: int | None = None,
   prefetch: int = 2,
-) -> Iterator[dict[str, np.ndarray]]:
+  num_threads: int | None = None,
+) -> grain.DatasetIterator:
   """One ordered pass over the split in global batches of `batch_size`, this host's slice of each.
 
   Yields the source's batch (e.g. image uint8 [b, H, W, C], label int32 [b]) and valid bool [b],
   b = batch_size / P. The last batch is padded with example 0 and valid False, so every example is counted exactly once and all
-  hosts run the same number of steps.
+  hosts run the same number of steps. Threads: as `host_batches`.
   """
   part = _host_slice(batch_size, process_index, process_count)
   n = len(source)
@@ -372,81 +493,8 @@ def eval_batches(
     valid = positions < n
     return dict(source.get(np.where(valid, positions, 0)), valid=valid)
 
-  return Prefetcher(map(load, range(-(-n // batch_size))), prefetch)
-
-
-# --------------------------------------------------------------------------- prefetch
-
-
-class _Raised:
-  def __init__(self, error: BaseException):
-    self.error = error
-
-
-_DONE = object()
-
-
-def _fill(items: Iterator, out: queue.Queue, stop: threading.Event) -> None:
-  """Thread body: moves `items` into `out` until exhausted or `stop` is set.
-
-  It holds no reference to the Prefetcher, so dropping the iterator lets it be collected.
-  """
-
-  def put(x) -> bool:
-    while not stop.is_set():
-      try:
-        out.put(x, timeout=0.1)
-        return True
-      except queue.Full:
-        pass
-    return False
-
-  try:
-    for item in items:
-      if not put(item):
-        return
-    put(_DONE)
-  except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
-    put(_Raised(e))
-
-
-class Prefetcher(Iterator):
-  """Iterates over `items` computed `size` ahead in a daemon thread; `close()` (or GC) stops it."""
-
-  def __init__(self, items: Iterator, size: int = 2):
-    self._queue: queue.Queue = queue.Queue(maxsize=max(1, size))
-    self._stop = threading.Event()
-    self._thread = threading.Thread(
-      target=_fill, args=(items, self._queue, self._stop), daemon=True, name="sslax-prefetch"
-    )
-    self._thread.start()
-
-  def __next__(self):
-    if self._stop.is_set():
-      raise StopIteration
-    item = self._queue.get()
-    if item is _DONE or isinstance(item, _Raised):
-      self.close()
-      if item is _DONE:
-        raise StopIteration
-      raise item.error
-    return item
-
-  def close(self) -> None:
-    """Stops the thread; it exits after the item it is computing (waited for up to 10 s)."""
-    self._stop.set()
-    if self._thread is not threading.current_thread():
-      self._thread.join(timeout=10)
-
-  def __del__(self):
-    if hasattr(self, "_stop"):
-      self._stop.set()  # no join: never block the garbage collector
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    self.close()
+  threads = num_threads or getattr(source, "num_threads", 1)
+  return _read_ahead(load, range(-(-n // batch_size)), prefetch, threads)
 
 
 __all__ = [
@@ -455,6 +503,10 @@ __all__ = [
   "Source",
   "InMemorySource",
   "RandomAccessSource",
+  "FullResolutionSource",
+  "HostView",
+  "packed_width",
+  "unpack_views",
   "open_source",
   "global_batch_indices",
   "host_batches",
