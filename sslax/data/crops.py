@@ -8,7 +8,7 @@ PIL, as torchvision's PIL path does (crop, then an antialiased resize). center_c
 papers' evaluation transform: the shorter side resized to size / 0.875 (256 for 224), then the
 centre size x size (torchvision's Resize + CenterCrop).
 
-A JPEG is decoded only as finely as its crop needs: PIL's draft mode lets libjpeg decode at
+A training crop of a JPEG is decoded only as finely as it needs: PIL's draft mode lets libjpeg decode at
 1/2, 1/4 or 1/8 scale in the DCT, so a crop that is downsampled anyway (a large box of a big
 photo) costs a fraction of a full decode. The box is drawn on the full-resolution size read
 from the header, so the distribution does not depend on the draft scale; the resized pixels
@@ -66,20 +66,24 @@ def _open(image: ImageLike) -> Image.Image:
 
 
 def _crop_resize(pil: Image.Image, box: tuple[int, int, int, int], out_hw: tuple[int, int],
-                 resample: int, channels: int) -> np.ndarray:
+                 resample: int, channels: int, draft: bool = True) -> np.ndarray:
   """Crop (top, left, h, w) of `pil` (full-resolution coordinates) resized to out_hw
-  (height, width) -> uint8 [oh, ow, C]; a JPEG is drafted at the coarsest DCT scale that
-  keeps the crop at least out_hw."""
+  (height, width) -> uint8 [oh, ow, C]; with `draft`, a JPEG is decoded at the coarsest DCT
+  scale that keeps the crop at least out_hw."""
   top, left, h, w = box
   full_w, full_h = pil.size
-  if pil.format == "JPEG":
+  if draft and pil.format == "JPEG":
     need = max(out_hw[0] / h, out_hw[1] / w)  # the scale the crop must keep, at least
     pil.draft(pil.mode, (math.ceil(full_w * need), math.ceil(full_h * need)))
   fx, fy = pil.size[0] / full_w, pil.size[1] / full_h  # 1, 1/2, 1/4 or 1/8 after draft
   if pil.mode != ("RGB" if channels == 3 else "L"):
     pil = pil.convert("RGB" if channels == 3 else "L")
-  crop = pil.crop((round(left * fx), round(top * fy), round((left + w) * fx), round((top + h) * fy)))
-  out = np.asarray(crop.resize((out_hw[1], out_hw[0]), resample))
+  if (fx, fy) == (1, 1):  # crop, then resize: torchvision's PIL path, pixel for pixel
+    out = pil.crop((left, top, left + w, top + h)).resize((out_hw[1], out_hw[0]), resample)
+  else:  # the box in the drafted image's coordinates, fractional: no rounding shift
+    out = pil.resize((out_hw[1], out_hw[0]), resample,
+                     box=(left * fx, top * fy, (left + w) * fx, (top + h) * fy))
+  out = np.asarray(out)
   return out[..., None] if out.ndim == 2 else out
 
 
@@ -126,8 +130,9 @@ def center_crop(image: ImageLike, size: int, crop_fraction: float = EVAL_CROP_FR
   # The resize to (new_h, new_w) followed by the crop, as one crop of the full image resized
   # to the whole new size: resize first (the filter sees the whole image), then crop.
   channels = _channels(image, channels)
+  # No draft decoding: evaluation is torchvision's transform pixel for pixel.
   resized = _crop_resize(pil, (0, 0, height, width), (new_h, new_w),
-                         INTERPOLATIONS[interpolation], channels)
+                         INTERPOLATIONS[interpolation], channels, draft=False)
   return np.ascontiguousarray(resized[top:top + size, left:left + size])
 
 
