@@ -8,11 +8,13 @@ PIL, as torchvision's PIL path does (crop, then an antialiased resize). center_c
 papers' evaluation transform: the shorter side resized to size / 0.875 (256 for 224), then the
 centre size x size (torchvision's Resize + CenterCrop).
 
-A training crop of a JPEG is decoded only as finely as it needs: PIL's draft mode lets libjpeg decode at
-1/2, 1/4 or 1/8 scale in the DCT, so a crop that is downsampled anyway (a large box of a big
-photo) costs a fraction of a full decode. The box is drawn on the full-resolution size read
-from the header, so the distribution does not depend on the draft scale; the resized pixels
-differ from a full decode by about what two resampling filters differ by.
+An image is decoded once for all the views taken from it (random_resized_crops), and a JPEG
+only as finely as its crops need: PIL's draft mode lets libjpeg decode at 1/2, 1/4 or 1/8
+scale in the DCT, so crops that are all downsampled anyway (large boxes of a big photo) cost
+a fraction of a full decode. Boxes are drawn on the full-resolution size read from the
+header, so their distribution does not depend on the draft scale; the resized pixels then
+differ from a full decode by about what bilinear and bicubic resampling differ by. The
+evaluation transform never drafts.
 """
 
 from __future__ import annotations
@@ -65,19 +67,24 @@ def _open(image: ImageLike) -> Image.Image:
   return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
 
 
-def _crop_resize(pil: Image.Image, box: tuple[int, int, int, int], out_hw: tuple[int, int],
-                 resample: int, channels: int, draft: bool = True) -> np.ndarray:
-  """Crop (top, left, h, w) of `pil` (full-resolution coordinates) resized to out_hw
-  (height, width) -> uint8 [oh, ow, C]; with `draft`, a JPEG is decoded at the coarsest DCT
-  scale that keeps the crop at least out_hw."""
-  top, left, h, w = box
+def _decode(pil: Image.Image, boxes, out_sizes, channels: int, draft: bool):
+  """Decodes `pil` once for crops `boxes` (top, left, h, w) resized to `out_sizes` (h, w) ->
+  (decoded image, x scale, y scale) from full-resolution to decoded coordinates. With
+  `draft`, a JPEG is decoded at the coarsest DCT scale that keeps every crop at least its
+  output size."""
   full_w, full_h = pil.size
   if draft and pil.format == "JPEG":
-    need = max(out_hw[0] / h, out_hw[1] / w)  # the scale the crop must keep, at least
+    need = max(max(oh / h, ow / w) for (_, _, h, w), (oh, ow) in zip(boxes, out_sizes))
     pil.draft(pil.mode, (math.ceil(full_w * need), math.ceil(full_h * need)))
   fx, fy = pil.size[0] / full_w, pil.size[1] / full_h  # 1, 1/2, 1/4 or 1/8 after draft
-  if pil.mode != ("RGB" if channels == 3 else "L"):
-    pil = pil.convert("RGB" if channels == 3 else "L")
+  mode = "RGB" if channels == 3 else "L"
+  return (pil if pil.mode == mode else pil.convert(mode)), fx, fy
+
+
+def _crop_resize(pil: Image.Image, box, fx: float, fy: float, out_hw, resample: int) -> np.ndarray:
+  """Crop box (top, left, h, w), in full-resolution coordinates, of the decoded `pil`
+  resized to out_hw (height, width) -> uint8 [oh, ow, C]."""
+  top, left, h, w = box
   if (fx, fy) == (1, 1):  # crop, then resize: torchvision's PIL path, pixel for pixel
     out = pil.crop((left, top, left + w, top + h)).resize((out_hw[1], out_hw[0]), resample)
   else:  # the box in the drafted image's coordinates, fractional: no rounding shift
@@ -106,10 +113,22 @@ def random_resized_crop(image: ImageLike, seed, size: int,
   crop. interpolation: "bilinear" (torchvision's default) or "bicubic". channels: C of the
   output (1 or 3); default: the array's, or 3 for encoded bytes.
   """
+  return random_resized_crops(image, [seed], [(size, scale, ratio, interpolation)], channels)[0]
+
+
+def random_resized_crops(image: ImageLike, seeds: Sequence, views: Sequence[tuple],
+                         channels: int | None = None) -> list[np.ndarray]:
+  """Several random resized crops of one image, decoded once: crop k is
+  `random_resized_crop(image, seeds[k], *views[k], channels=channels)` (views[k]: (size,
+  scale, ratio, interpolation)), except that a JPEG is drafted once for all of them."""
   pil = _open(image)
   width, height = pil.size
-  box = sample_box(np.random.default_rng(seed), height, width, scale, ratio)
-  return _crop_resize(pil, box, (size, size), INTERPOLATIONS[interpolation], _channels(image, channels))
+  boxes = [sample_box(np.random.default_rng(seed), height, width, scale, ratio)
+           for seed, (_, scale, ratio, _) in zip(seeds, views)]
+  out_sizes = [(size, size) for size, *_ in views]
+  pil, fx, fy = _decode(pil, boxes, out_sizes, _channels(image, channels), draft=True)
+  return [_crop_resize(pil, box, fx, fy, out, INTERPOLATIONS[view[3]])
+          for box, out, view in zip(boxes, out_sizes, views)]
 
 
 def center_crop(image: ImageLike, size: int, crop_fraction: float = EVAL_CROP_FRACTION,
@@ -131,10 +150,11 @@ def center_crop(image: ImageLike, size: int, crop_fraction: float = EVAL_CROP_FR
   # to the whole new size: resize first (the filter sees the whole image), then crop.
   channels = _channels(image, channels)
   # No draft decoding: evaluation is torchvision's transform pixel for pixel.
-  resized = _crop_resize(pil, (0, 0, height, width), (new_h, new_w),
-                         INTERPOLATIONS[interpolation], channels, draft=False)
+  whole = (0, 0, height, width)
+  pil, fx, fy = _decode(pil, [whole], [(new_h, new_w)], channels, draft=False)
+  resized = _crop_resize(pil, whole, fx, fy, (new_h, new_w), INTERPOLATIONS[interpolation])
   return np.ascontiguousarray(resized[top:top + size, left:left + size])
 
 
-__all__ = ["sample_box", "random_resized_crop", "center_crop", "INTERPOLATIONS",
+__all__ = ["sample_box", "random_resized_crop", "random_resized_crops", "center_crop", "INTERPOLATIONS",
            "EVAL_CROP_FRACTION"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import grain
 import numpy as np
@@ -194,14 +194,19 @@ class FullResolutionSource(Source):
   source), `get_views(indices, positions)` takes each view's random resized crop from the full
   image, the crop of view v of the example at stream position p drawn from the seed
   (seed, v, p); the views travel packed (see `unpack_views`) in the batch's "image":
-  uint8 [B, packed_width(views, C)], and the device skips its own crop for them.
+  uint8 [B, packed_width(views, C)], and the device skips its own crop for them. With
+  `raw_records`, host_batches loads the same views with tf.data (sslax/data/tf_views.py).
   """
 
   full_resolution = True
 
   def __init__(self, data_source, image_size: int, num_classes: int, channels: int,
-               normalization: tuple[tuple, tuple] | None = None, num_threads: int | None = None):
+               normalization: tuple[tuple, tuple] | None = None, num_threads: int | None = None,
+               raw_records=None, features=None):
     self.data_source = data_source
+    # The same split as serialized records and its FeaturesDict: host_batches then loads the
+    # training views with tf.data (sslax/data/tf_views.py) instead of get_views through Grain.
+    self.raw_records, self.features = raw_records, features
     self.image_size = image_size
     self.num_classes = num_classes
     self.channels = channels
@@ -233,13 +238,11 @@ class FullResolutionSource(Source):
   def get_views(self, indices: np.ndarray, positions: np.ndarray) -> dict[str, np.ndarray]:
     records = self._records(indices)
     packed = np.zeros((len(records), packed_width(self.host_views, self.channels)), np.uint8)
+    specs = [(v.size, v.scale, v.ratio, v.interpolation) for v in self.host_views]
     for row, (record, position) in enumerate(zip(records, positions)):
-      at = 0
-      for index, view in enumerate(self.host_views):
-        crop = crops.random_resized_crop(record["image"], (self.seed, index, int(position)), view.size,
-                                         view.scale, view.ratio, view.interpolation, self.channels)
-        packed[row, at:at + crop.size] = crop.reshape(-1)
-        at += crop.size
+      seeds = [(self.seed, index, int(position)) for index in range(len(specs))]
+      views = crops.random_resized_crops(record["image"], seeds, specs, self.channels)
+      packed[row] = np.concatenate([view.reshape(-1) for view in views])
     return dict(image=packed, label=np.array([int(r["label"]) for r in records], np.int32))
 
 
@@ -352,7 +355,9 @@ def open_source(
       "or pass in_memory=True."
     ) from e
   if full_resolution:
-    return FullResolutionSource(records, image_size, num_classes, native[2], normalization)
+    raw = builder.as_data_source(split=split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
+    return FullResolutionSource(records, image_size, num_classes, native[2], normalization,
+                                raw_records=raw, features=info.features)
   return RandomAccessSource(records, image_size, num_classes, native[2], normalization=normalization)
 
 
@@ -424,13 +429,23 @@ def _host_slice(global_batch: int, process_index: int | None, process_count: int
   return slice(process_index * per_host, (process_index + 1) * per_host)
 
 
-def _read_ahead(load, steps: range, prefetch: int, num_threads: int | None) -> grain.DatasetIterator:
+def _read_ahead(load, steps: range, prefetch: int, num_threads: int | None,
+                num_workers: int = 0) -> grain.DatasetIterator:
   """Grain's iterator over load(step) for step in `steps`, in order, `prefetch` batches read
-  ahead by `num_threads` threads (default: the source's, or the cores). Its close() (also run
-  when it is garbage collected) stops the threads; a loader error surfaces in next()."""
+  ahead by `num_threads` threads, in each of `num_workers` worker processes if > 0 (Grain
+  gives worker k the steps k, k + n, ... and interleaves them back in order). Its close()
+  (also run when it is garbage collected) stops threads and workers; a loader error
+  surfaces in next()."""
   threads = max(1, num_threads or 1)
   options = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(prefetch, threads))
-  return iter(grain.MapDataset.range(steps.start, steps.stop).map(load).to_iter_dataset(options))
+  dataset = grain.MapDataset.range(steps.start, steps.stop).map(load).to_iter_dataset(options)
+  if num_workers > 0:
+    from absl import flags  # Grain's workers read its absl flags, defaults unless a CLI parsed them
+
+    if not flags.FLAGS.is_parsed():
+      flags.FLAGS.mark_as_parsed()
+    dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+  return iter(dataset)
 
 
 # Grain's range needs an end: more steps than any run takes.
@@ -447,18 +462,33 @@ def host_batches(
   process_count: int | None = None,
   prefetch: int = 2,
   num_threads: int | None = None,
-) -> grain.DatasetIterator:
+  num_workers: int = 0,
+) -> Iterator[dict[str, np.ndarray]]:
   """Infinite stream of this host's slice of each global batch, from `start_step` on.
 
   Yields dict(image uint8 [B/P, H, W, C], label int32 [B/P], position int64 [B/P]), B = global_batch,
   P = process_count; positions are global stream positions. A FullResolutionSource with host
-  views gives its packed views as "image" (see FullResolutionSource). Batches are loaded
+  views gives its packed views as "image" (see FullResolutionSource), loaded by tf.data when
+  it has raw records (sslax/data/tf_views.py), else by Grain as below. Batches are loaded
   `prefetch` ahead (at least one per thread) by `num_threads` threads: default the source's
-  num_threads, else 1 (an in-memory batch is one numpy gather). close() stops the threads.
+  num_threads, else 1 (an in-memory batch is one numpy gather); in each of `num_workers`
+  worker processes when > 0 (benchmarks/input_pipeline.py measures both). close() stops them.
   """
   part = _host_slice(global_batch, process_index, process_count)
   n = len(source)
   host_views = bool(getattr(source, "host_views", ()))
+  if host_views and getattr(source, "raw_records", None) is not None:
+    from sslax.data import tf_views
+
+    def host_part(step: int) -> tuple[np.ndarray, np.ndarray]:
+      indices, positions = global_batch_indices(step, global_batch, n, seed)
+      return indices[part], positions[part]
+
+    return tf_views.view_batches(
+        source.raw_records, source.features, source.host_views, channels=source.channels,
+        crop_seed=source.seed, batch_indices=host_part, start_step=start_step,
+        per_host=part.stop - part.start, num_threads=num_threads or source.num_threads,
+        prefetch=prefetch)
 
   def load(step: int) -> dict[str, np.ndarray]:
     indices, positions = global_batch_indices(step, global_batch, n, seed)
@@ -467,7 +497,7 @@ def host_batches(
     return dict(source.get(indices[part]), position=positions[part])
 
   threads = num_threads or getattr(source, "num_threads", 1)
-  return _read_ahead(load, range(start_step, _ENDLESS), prefetch, threads)
+  return _read_ahead(load, range(start_step, _ENDLESS), prefetch, threads, num_workers)
 
 
 def eval_batches(
