@@ -2,14 +2,15 @@
 
 Per example: the TFDS record is parsed in the graph, each view's box is drawn by
 `crops.sample_box` from the seed (crop_seed, view, position), as `crops.random_resized_crop`
-draws it, then only that window of the JPEG is decoded (`tf.io.decode_and_crop_jpeg`) and
-resized with `tf.image.resize(antialias=True)`, PIL's filter (bilinear or bicubic, support
-widened when downsampling). The views are packed as `pipeline.FullResolutionSource.get_views`
+draws it, then only the window of the JPEG that holds every box is decoded, once
+(`tf.io.decode_and_crop_jpeg`), and each box is cut from it and resized with
+`tf.image.resize(antialias=True)`, PIL's filter (bilinear or bicubic, support widened when
+downsampling). The views are packed as `pipeline.FullResolutionSource.get_views`
 packs them, and equal its PIL crops up to rounding (tests/test_full_resolution.py).
 
 Why tf.data here and Grain elsewhere: decoding and resizing run in TensorFlow's C++ threads,
-without the GIL, and a crop decodes only its window; benchmarks/input_pipeline.py measured this
-loader 2-3x faster than the same crops through Grain with PIL on this project's 2-core machine.
+without the GIL, and only the crops' window is decoded; benchmarks/input_pipeline.py measures
+this loader against the same crops through Grain with PIL (README, "Input pipeline").
 The other sources produce whole numpy batches in Python, where tf.data would only wrap a
 py_function (the same GIL), and keep Grain.
 """
@@ -78,8 +79,15 @@ def view_batches(raw_records, features, views: Sequence, *, channels: int, crop_
     return tf.reshape(tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8), [-1])
 
   def from_jpeg(data, position):
+    # One decode of the window that holds every view's box (DINO's 8 views would otherwise
+    # decode 8 windows), then each box sliced from it.
     box = draw(tf.io.extract_jpeg_shape(data), position)
-    return [resize(tf.io.decode_and_crop_jpeg(data, box[v], channels=channels), view)
+    top, left = tf.reduce_min(box[:, 0]), tf.reduce_min(box[:, 1])
+    bottom, right = tf.reduce_max(box[:, 0] + box[:, 2]), tf.reduce_max(box[:, 1] + box[:, 3])
+    window = tf.io.decode_and_crop_jpeg(data, tf.stack([top, left, bottom - top, right - left]),
+                                        channels=channels)
+    return [resize(window[box[v, 0] - top:box[v, 0] - top + box[v, 2],
+                          box[v, 1] - left:box[v, 1] - left + box[v, 3]], view)
             for v, view in enumerate(views)]
 
   def from_other(data, position):  # PNG and the rest: decode whole, then crop
