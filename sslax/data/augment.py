@@ -14,6 +14,10 @@ re-implementations use): brightness, contrast and saturation are blends
 ``clip(f * x + (1 - f) * target, 0, 1)`` with target 0, the mean of the
 grayscale image, and the grayscale image respectively; hue shifts H in HSV.
 
+For a full-resolution dataset (ImageNet-like) the random resized crop is taken on the host
+from the whole image (sslax/data/crops.py) and ``cropped=True`` skips it here; the flip and
+everything after it stay on the device.
+
 A batch is augmented with ``augment_batch``: the key of each example is
 ``fold_in(key, position)`` with its global stream position, so a view never
 depends on the batch (or device shard) it is computed in.
