@@ -97,3 +97,40 @@ def test_training_on_full_resolution_is_device_count_and_resume_independent(data
   on8, on1 = _losses(tmp_path / "d8"), _losses(resumed)
   assert on1[4] != on1[1]
   np.testing.assert_allclose([on1[s] for s in range(1, 5)], [on8[s] for s in range(1, 5)], rtol=2e-5)
+
+
+def test_make_views_fn_crops_every_view_on_the_host(data_dir):
+  import importlib.util
+
+  import jax
+  import ml_collections
+
+  from sslax import step
+  from sslax.data import augment
+
+  spec = importlib.util.spec_from_file_location(
+      "dino_imagenet", os.path.join(os.path.dirname(__file__), "..", "configs", "dino_imagenet.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  source = _open(data_dir)
+  step.make_views_fn(config, source)  # DINO's local crops: their own size and scale
+  want = [(augment.view_size(v, config.data.image_size), tuple(v.crop_scale))
+          for v in config.views.values()]
+  assert [(v.size, v.scale) for v in source.host_views] == want
+  assert want[0][0] == 224 and want[-1][0] == 96
+
+  # On the device a host-cropped view is only flipped (here never) and normalized.
+  config = tiny_config(data_dir)
+  config.data.image_size = 32
+  plain = augment.crop_flip_view_config((0.08, 1.0))
+  plain.flip_p = 0.0
+  config.views = ml_collections.ConfigDict({"a": plain, "b": plain.copy_and_resolve_references()})
+  config.views.b.size = 16
+  views_fn = step.make_views_fn(config, source)
+  indices, positions = pipeline.global_batch_indices(0, 4, len(source), seed=0)
+  packed = source.get_views(indices, positions)["image"]
+  got = jax.jit(views_fn)(packed, positions)
+  for view, crop in zip(got, pipeline.unpack_views(packed, [32, 16], 3)):
+    want = (crop / 255.0 - np.asarray(source.pixel_mean)) / np.asarray(source.pixel_std)
+    np.testing.assert_allclose(np.asarray(view), want, atol=1e-5)
