@@ -220,8 +220,10 @@ class FullResolutionSource(Source):
     return len(self.data_source)
 
   def crop_views_on_host(self, views: Sequence[HostView], seed: int) -> None:
-    """From now on, host_batches reads this source's training views with `get_views`."""
-    self.host_views, self.seed = tuple(views), int(seed)
+    """From now on, host_batches yields these training views of this source (the last
+    step built with it sets them), through tf.data or `get_views`."""
+    # numpy seeds are non-negative: a negative config.seed maps to its 64-bit pattern.
+    self.host_views, self.seed = tuple(views), int(seed) & (2**64 - 1)
 
   def _records(self, indices: np.ndarray) -> list[dict]:
     # One record at a time: tfds.testing.mock_data's data source only mocks __getitem__
