@@ -58,6 +58,7 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))  # hlo_profile
 
 from sslax import assemble, parallel  # noqa: E402
 from sslax import config as config_lib  # noqa: E402
@@ -67,7 +68,13 @@ CASES = {
     "simclr_resnet50": "configs/simclr_imagenet.py",
     "byol_resnet50": "configs/byol_imagenet.py",
     "mae_vitb16": "configs/mae_imagenet.py",
+    "dino_vits16": "configs/dino_imagenet.py",   # with a ViT-S/16: see case_config
 }
+
+PROFILED_STEPS = 3
+
+# The PyTorch twin of each method's step, run eager and with torch.compile.
+TORCH_STEPS = {"simclr": "torch_simclr_step.py", "mae": "torch_mae_step.py"}
 
 # Dense peak TFLOP/s per device from the vendors' datasheets, (bfloat16, float32); float32
 # on NVIDIA is TF32 on tensor cores (XLA's default precision for float32 dots and convs
@@ -75,6 +82,10 @@ CASES = {
 # H200 datasheets (nvidia.com/en-us/data-center/h100/, .../h200/) give the figures with 2:4
 # sparsity; dense is half: H100 SXM5 and H200 SXM BF16 1,979 -> 989.4, TF32 989 -> 494.7;
 # H100 PCIe BF16 1,513 -> 756.5, TF32 756 -> 378; H100 NVL BF16 1,671 -> 835.5, TF32 835 -> 417.5.
+# HBM bandwidth in TB/s from the same datasheets, for --roofline's memory-bound estimate.
+BANDWIDTH_TBS = [("h100 pcie", 2.0), ("h100 nvl", 3.9), ("h100", 3.35), ("h200", 4.8),
+                 ("a100", 2.0)]
+
 PEAK_TFLOPS = [
     ("h100 pcie", (756.5, 378.0)),
     ("h100 nvl", (835.5, 417.5)),
@@ -154,6 +165,22 @@ def analytic_step_flops(config, batch: int) -> float:
            + method.decoder_depth * vit_block_macs(n + 1, dd, 4 * dd)
            + (n + 1) * dd * p * p * 3)                               # pixel prediction
     return 2.0 * batch * 3 * fwd
+  if method.name == "dino":
+    from sslax.models import build_encoder
+    vit = build_encoder(model)
+    p, d = vit.patch_size, vit.hidden_dim
+    h = method.head_hidden
+    head = mlp_macs([d] + [h] * (method.head_layers - 1) + [method.head_bottleneck]) \
+        + method.head_bottleneck * method.out_dim
+
+    def view_macs(view_size):
+      n = (view_size // p) ** 2
+      return (n * d * p * p * 3 + vit.depth * vit_block_macs(n + 1, d, vit.mlp_dim or 4 * d)
+              + head)
+    sizes = [view.get("size", None) or size for view in config.views.values()]
+    student = sum(view_macs(s) for s in sizes)
+    teacher = sum(view_macs(s) for s in sizes[:2])          # global crops only
+    return 2.0 * batch * (3 * student + teacher)
   raise ValueError(f"no analytic count for method {method.name!r}")
 
 
@@ -166,13 +193,30 @@ def load_config(path: str):
   return module.get_config()
 
 
+def case_config(name: str):
+  """The case's config: its configs/*_imagenet.py recipe, DINO's with the ViT-S/16 of the
+  paper's main table (DINO's multi-crop views, 2 x 224 + 8 x 96, unchanged)."""
+  config = load_config(CASES[name])
+  if name == "dino_vits16":
+    from sslax.models import encoder_config
+    config.model = encoder_config("vit_small", patch_size=16)
+  return config
+
+
 def plain_views_fn(config, source):
-  """The images and their horizontal flips (one view per config view), normalized."""
+  """The images and their horizontal flips, alternating, one per config view, resized to a
+  view's own size where it has one (DINO's 96 px local crops), normalized."""
   def views_fn(images, positions):
     del positions
     x = images.astype(jnp.float32) / 255.0
-    views = [x, x[:, :, ::-1]][:len(config.views)]
-    return [augment.normalize(v, source.pixel_mean, source.pixel_std) for v in views]
+    views = []
+    for i, view in enumerate(config.views.values()):
+      v = x if i % 2 == 0 else x[:, :, ::-1]
+      size = view.get("size", None)
+      if size and size != v.shape[1]:
+        v = jax.image.resize(v, (v.shape[0], size, size, v.shape[3]), "bilinear")
+      views.append(augment.normalize(v, source.pixel_mean, source.pixel_std))
+    return views
   return views_fn
 
 
@@ -184,7 +228,7 @@ def cost_flops(compiled) -> float:
 
 
 def run_sslax(name: str, args) -> dict:
-  config = load_config(CASES[name])
+  config = case_config(name)
   mesh = parallel.make_mesh()
   devices = mesh.devices.size
   batch = args.batch_size * devices
@@ -194,6 +238,8 @@ def run_sslax(name: str, args) -> dict:
   config.accumulation_steps = args.accumulation_steps
   if args.remat:
     config.model.remat = True
+  if args.attention and "attention_impl" in config.model:  # the ViT cases only
+    config.model.attention_impl = args.attention
   config.online_probe.enabled = config.diagnostics.enabled = False  # the method's step alone
   config_lib.validate(config)
   normalization = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -208,6 +254,10 @@ def run_sslax(name: str, args) -> dict:
        "label": np.zeros(local, np.int32), "position": np.arange(i * local, (i + 1) * local)}, mesh)
       for i in range(2)]
 
+  dtype_flops = {}
+  if args.roofline:
+    import hlo_profile
+    dtype_flops = hlo_profile.matmul_flops_by_dtype(step_fn.trace(state, batches[0]).jaxpr)
   start = time.perf_counter()
   compiled = step_fn.lower(state, batches[0]).compile()
   compile_s = time.perf_counter() - start
@@ -222,12 +272,20 @@ def run_sslax(name: str, args) -> dict:
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - start)
   step_s = min(times)
+  if args.profile and not args.compile_only:
+    trace_dir = os.path.join(args.profile, name)
+    jax.profiler.start_trace(trace_dir)
+    for i in range(PROFILED_STEPS):
+      state, metrics = compiled(state, batches[i % 2])
+    jax.block_until_ready(metrics)
+    jax.profiler.stop_trace()
   memory = compiled.memory_analysis()
   return dict(name=name, method=config.method.name, views=len(config.views), batch=args.batch_size,
               compile_s=compile_s, step_s=step_s, images_per_s=args.batch_size / step_s,
               temp_mib=getattr(memory, "temp_size_in_bytes", float("nan")) / 2 ** 20,
               xla_flops=cost_flops(compiled), analytic_flops=analytic_step_flops(config, batch) / devices,
-              config=config)
+              config=config, hlo=compiled.as_text() if (args.roofline or args.profile) else "",
+              dtype_flops=dtype_flops)
 
 
 # ---------------------------------------------------------------------------- peak and PyTorch
@@ -261,24 +319,54 @@ def peak_tflops(args) -> tuple[float, str]:
   sys.exit(f"no peak known for device kind {kind!r}: pass --peak_tflops")
 
 
-def run_torch(args, config) -> dict:
-  """The PyTorch SimCLR step in a subprocess (its Python may be another environment)."""
+def run_torch(args, config, compile_: bool) -> dict:
+  """The method's PyTorch twin (TORCH_STEPS) in a subprocess (its Python may be another
+  environment), eager or with torch.compile."""
   python = args.torch_python or sys.executable
   probe = subprocess.run([python, "-c", "import torch, torchvision"], capture_output=True, text=True)
   if probe.returncode != 0:
     return {"missing": f"PyTorch not found by {python} ({probe.stderr.strip().splitlines()[-1]}); "
                        "install it with pip install -e \".[bench]\" or pass --torch_python"}
-  cmd = [python, os.path.join(REPO, "benchmarks", "torch_simclr_step.py"),
+  method = config.method
+  cmd = [python, os.path.join(REPO, "benchmarks", TORCH_STEPS[method.name]),
          f"--batch_size={args.batch_size}", f"--image_size={args.image_size}",
-         f"--steps={args.steps}", f"--hidden={','.join(map(str, config.method.projector_hidden))}",
-         f"--out_dim={config.method.projector_dim}", f"--temperature={config.method.temperature}",
-         f"--weight_decay={config.optimizer.weight_decay}", f"--precision={args.precision}"]
+         f"--steps={args.steps}", f"--precision={args.precision}"]
+  if method.name == "simclr":
+    cmd += [f"--hidden={','.join(map(str, method.projector_hidden))}",
+            f"--out_dim={method.projector_dim}", f"--temperature={method.temperature}",
+            f"--weight_decay={config.optimizer.weight_decay}"]
+  if compile_:
+    cmd.append("--compile")
   result = subprocess.run(cmd, capture_output=True, text=True)
   if result.returncode != 0:
-    return {"missing": f"the PyTorch step failed: {result.stderr.strip()[-500:]}"}
+    return {"missing": f"the PyTorch step ({'compiled' if compile_ else 'eager'}) failed: "
+                       f"{result.stderr.strip()[-500:]}"}
   out = json.loads(result.stdout.strip().splitlines()[-1])
   out["images_per_s"] = args.batch_size / out["step_s"]
   return out
+
+
+def torch_cells(result: dict | None, images_per_s: float, notes: list[str]) -> str:
+  if result is None:
+    return "- | -"
+  if "missing" in result:
+    notes.append(result["missing"])
+    return "not run | -"
+  notes.append(f"PyTorch {result['torch']} on {result['device']} ({result['threads']} CPU threads), "
+               f"{result['precision']}, {'torch.compile' if result['compile'] else 'eager'}, "
+               f"step {result['step_s']:.3f} s, first step (compilation) {result['first_step_s']:.1f} s")
+  return f"{result['images_per_s']:.2f} | {images_per_s / result['images_per_s']:.2f}x"
+
+
+def device_bandwidth(args) -> tuple[float, str]:
+  """Bytes/s for --roofline: --bandwidth_tbs, else the device's datasheet, else --model_device's."""
+  if args.bandwidth_tbs:
+    return args.bandwidth_tbs * 1e12, "--bandwidth_tbs"
+  kind = args.model_device or jax.devices()[0].device_kind.lower()
+  for key, tbs in BANDWIDTH_TBS:
+    if key in kind:
+      return tbs * 1e12, f"datasheet HBM bandwidth of {key}"
+  sys.exit(f"no memory bandwidth known for {kind!r}: pass --bandwidth_tbs or --model_device=h100")
 
 
 def main():
@@ -289,6 +377,8 @@ def main():
   parser.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up step)")
   parser.add_argument("--precision", default="float32", choices=config_lib.PRECISIONS)
   parser.add_argument("--remat", action="store_true", help="config.model.remat=True")
+  parser.add_argument("--attention", default="", choices=("", "xla", "cudnn"),
+                      help="config.model.attention_impl of the ViT cases (MAE's decoder follows)")
   parser.add_argument("--accumulation_steps", type=int, default=1,
                       help="micro-batches per step (stateless methods only: SimCLR, MAE)")
   parser.add_argument("--peak_tflops", type=float, default=0.0, help="peak TFLOP/s per device")
@@ -296,6 +386,15 @@ def main():
   parser.add_argument("--no_torch", action="store_true", help="skip the PyTorch side-by-side")
   parser.add_argument("--compile_only", action="store_true",
                       help="only XLA's FLOPs and temp memory of the compiled step (no timing, no PyTorch)")
+  parser.add_argument("--roofline", action="store_true",
+                      help="per kind of op: FLOPs, bytes moved and the lower bound on its time "
+                           "(benchmarks/hlo_profile.py)")
+  parser.add_argument("--model_device", default="",
+                      help="on a CPU, the GPU whose peak and bandwidth --roofline assumes (e.g. h100)")
+  parser.add_argument("--bandwidth_tbs", type=float, default=0.0, help="memory bandwidth for --roofline")
+  parser.add_argument("--profile", default="",
+                      help="directory: trace 3 steps of each case with jax.profiler and print where "
+                           "the device time goes (open it in TensorBoard/Perfetto too)")
   args = parser.parse_args()
 
   device = jax.devices()[0]
@@ -304,6 +403,7 @@ def main():
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
         f"load average {os.getloadavg()[0]:.1f}; precision {args.precision}, "
         f"{args.image_size}x{args.image_size} images, remat {args.remat}, "
+        f"attention {args.attention or 'config'}, "
         f"accumulation_steps {args.accumulation_steps}")
   if not args.compile_only:
     print(f"peak per device: {peak:.3f} TFLOP/s ({peak_source})", flush=True)
@@ -313,17 +413,17 @@ def main():
     if not os.path.exists(os.path.join(REPO, CASES[name])):
       print(f"{name}: {CASES[name]} not found, skipped", flush=True)
       continue
-    torch_result = None
-    config = load_config(CASES[name])
-    if config.method.name == "simclr" and not (args.no_torch or args.compile_only):
+    torch_results = {}
+    config = case_config(name)
+    if config.method.name in TORCH_STEPS and not (args.no_torch or args.compile_only):
       # PyTorch first: its subprocess gives its GPU memory back when it exits, while JAX's
       # allocator keeps what the sslax step took, which could leave PyTorch too little.
-      torch_result = run_torch(args, config)
-      print(f"{name}: PyTorch step {torch_result.get('step_s', float('nan')):.3f} s", file=sys.stderr,
-            flush=True)
+      for compile_ in (False, True):
+        t = torch_results[compile_] = run_torch(args, config, compile_)
+        print(f"{name}: PyTorch {'compiled' if compile_ else 'eager'} step "
+              f"{t.get('step_s', float('nan')):.3f} s", file=sys.stderr, flush=True)
     r = run_sslax(name, args)
-    if torch_result is not None:
-      r["torch"] = torch_result
+    r["torch"] = torch_results
     rows.append(r)
     print(f"{name}: step {r['step_s']:.3f} s, compile {r['compile_s']:.1f} s", file=sys.stderr,
           flush=True)
@@ -334,32 +434,44 @@ def main():
     for r in rows:
       print(f"| {r['name']} ({r['batch']} x {r['views']}) | {r['xla_flops'] / 1e9:.1f} "
             f"| {r['analytic_flops'] / 1e9:.1f} | {r['temp_mib']:.0f} | {r['compile_s']:.1f} |")
-    return
-  print("| step (per device: batch x views) | images/s/device | step s | XLA GFLOP | analytic GFLOP "
-        "| XLA / analytic | MFU | temp MiB | PyTorch images/s | sslax / PyTorch |")
-  print("|---|---|---|---|---|---|---|---|---|---|")
-  notes = []
-  for r in rows:
-    achieved = r["analytic_flops"] / r["step_s"] / 1e12
-    torch_cells = "- | -"
-    if "torch" in r:
-      t = r["torch"]
-      if "missing" in t:
-        notes.append(t["missing"])
-        torch_cells = "not run | -"
-      else:
-        torch_cells = f"{t['images_per_s']:.2f} | {r['images_per_s'] / t['images_per_s']:.2f}x"
-        notes.append(f"PyTorch {t['torch']}, torchvision {t['torchvision']}, on {t['device']} "
-                     f"({t['threads']} CPU threads), {t['precision']}, channels_last "
-                     f"{t['channels_last']}, step {t['step_s']:.3f} s")
-    print(f"| {r['name']} ({r['batch']} x {r['views']}) | {r['images_per_s']:.2f} | {r['step_s']:.3f} "
-          f"| {r['xla_flops'] / 1e9:.1f} | {r['analytic_flops'] / 1e9:.1f} "
-          f"| {r['xla_flops'] / r['analytic_flops']:.3f} | {achieved / peak:.1%} | {r['temp_mib']:.0f} "
-          f"| {torch_cells} |")
-  for note in notes:
-    print(f"- {note}")
-  print("- compile time (excluded above): " +
-        ", ".join(f"{r['name']} {r['compile_s']:.1f} s" for r in rows))
+  else:
+    print("| step (per device: batch x views) | images/s/device | step s | XLA GFLOP | analytic GFLOP "
+          "| XLA / analytic | MFU | temp MiB | PyTorch eager images/s | sslax / eager "
+          "| torch.compile images/s | sslax / compiled |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    notes = []
+    for r in rows:
+      achieved = r["analytic_flops"] / r["step_s"] / 1e12
+      eager = torch_cells(r["torch"].get(False), r["images_per_s"], notes)
+      compiled = torch_cells(r["torch"].get(True), r["images_per_s"], notes)
+      print(f"| {r['name']} ({r['batch']} x {r['views']}) | {r['images_per_s']:.2f} | {r['step_s']:.3f} "
+            f"| {r['xla_flops'] / 1e9:.1f} | {r['analytic_flops'] / 1e9:.1f} "
+            f"| {r['xla_flops'] / r['analytic_flops']:.3f} | {achieved / peak:.1%} | {r['temp_mib']:.0f} "
+            f"| {eager} | {compiled} |")
+    for note in notes:
+      print(f"- {note}")
+    print("- compile time (excluded above): " +
+          ", ".join(f"{r['name']} {r['compile_s']:.1f} s" for r in rows))
+
+  if args.roofline or args.profile:
+    import hlo_profile
+    for r in rows:
+      table = hlo_profile.op_table(r["hlo"])
+      if args.roofline:
+        model = args.model_device or jax.devices()[0].device_kind.lower()
+        peak_model = next((p[0] if args.precision == "bfloat16" else p[1]
+                           for key, p in PEAK_TFLOPS if key in model), None)
+        peak_roof = (args.peak_tflops or peak_model or peak) * 1e12
+        bandwidth, source = device_bandwidth(args)
+        print(f"\n{r['name']}: roofline with {peak_roof / 1e12:.1f} TFLOP/s and {source}")
+        hlo_profile.print_roofline(r["name"], hlo_profile.roofline(r["hlo"], peak_roof, bandwidth),
+                                   peak_roof, bandwidth, r["analytic_flops"])
+        total = sum(r["dtype_flops"].values())
+        print(f"{r['name']}: matmul and convolution FLOPs by input dtypes (the step's jaxpr): " +
+              ", ".join(f"{k} {v / 1e9:.1f} G ({v / total:.1%})"
+                        for k, v in sorted(r["dtype_flops"].items(), key=lambda kv: -kv[1])))
+      if args.profile:
+        hlo_profile.trace_summary(os.path.join(args.profile, r["name"]), table, PROFILED_STEPS)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ default for float32 dots and convolutions there. On CUDA, channels_last memory f
 cudnn.benchmark (PyTorch's usual settings for fixed-shape convnets on tensor cores; XLA
 autotunes its own) unless --channels_last=0.
 
+--compile wraps the model in torch.compile (default mode; the optimizer stays eager).
+
 Prints one JSON line: {"torch": version, "threads": n, "step_s": fastest, "device": name,
 "precision": ..., "channels_last": bool, "steps": [...]}.
 Run by benchmarks/mfu.py with the Python that has torch (`--torch_python`); needs only
@@ -95,6 +97,7 @@ def main():
   parser.add_argument("--channels_last", type=int, default=-1, help="1, 0, or -1: on CUDA only")
   parser.add_argument("--device", default="", help="cuda or cpu (default: cuda if available)")
   parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"))
+  parser.add_argument("--compile", action="store_true", help="torch.compile the model")
   args = parser.parse_args()
 
   device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -109,6 +112,7 @@ def main():
   model = model.to(device=device, memory_format=memory_format)
   opt = LARS(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, momentum=0.9,
              trust_coefficient=0.001)
+  forward = torch.compile(model) if args.compile else model
   images = torch.rand(args.batch_size, 3, args.image_size, args.image_size, device=device)
   views = torch.cat([images, images.flip(-1)]).contiguous(memory_format=memory_format)
   bf16 = args.precision == "bfloat16"
@@ -116,13 +120,15 @@ def main():
   def step():
     opt.zero_grad(set_to_none=True)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-      z = model(views)
+      z = forward(views)
     loss = nt_xent(z.float(), args.batch_size, args.temperature)
     loss.backward()
     opt.step()
     return loss.item()  # waits for the device
 
-  step()  # warm-up: oneDNN primitive creation / cuDNN autotuning, allocator
+  start = time.perf_counter()
+  step()  # warm-up: compilation, oneDNN primitive creation / cuDNN autotuning, allocator
+  first_step_s = time.perf_counter() - start
   times = []
   for _ in range(args.steps):
     start = time.perf_counter()
@@ -130,6 +136,7 @@ def main():
     times.append(time.perf_counter() - start)
   print(json.dumps({"torch": torch.__version__, "torchvision": torchvision.__version__,
                     "threads": torch.get_num_threads(), "step_s": min(times),
+                    "first_step_s": first_step_s, "compile": args.compile,
                     "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                     "precision": args.precision, "channels_last": channels_last,
                     "steps": times}))

@@ -245,6 +245,47 @@ def test_mae_reconstruction_keeps_the_visible_patches(data_dir):
   assert pixel_mask.mean() == pytest.approx(12 / 16)
 
 
+def dot_input_dtypes(fn, *args) -> list[tuple[str, ...]]:
+  """The input dtypes of every matrix product in fn's jaxpr, nested calls included."""
+  found = []
+
+  def visit(jaxpr):
+    for eqn in jaxpr.eqns:
+      if eqn.primitive.name in ("dot_general", "conv_general_dilated"):
+        found.append(tuple(str(v.aval.dtype) for v in eqn.invars))
+      for param in eqn.params.values():
+        for sub in param if isinstance(param, (tuple, list)) else [param]:
+          if hasattr(sub, "eqns"):
+            visit(sub)
+          elif hasattr(sub, "jaxpr") and hasattr(sub.jaxpr, "eqns"):  # a closed jaxpr
+            visit(sub.jaxpr)
+  visit(jax.make_jaxpr(fn)(*args).jaxpr)
+  return found
+
+
+def test_mae_decoder_computes_in_the_precision_policy_dtype(data_dir):
+  """Under config.precision=bfloat16 every matmul of the MAE step's forward, the decoder's
+  included (it does more multiply-adds than the encoder), takes bfloat16 inputs, with
+  float32 parameters; under float32 none does. The predictions stay close to float32's
+  (same parameters: init is deterministic)."""
+  from sslax import config as config_lib
+  predictions = {}
+  for precision in ("float32", "bfloat16"):
+    config = method_config("mae", data_dir)
+    config.method.update(decoder_dim=16, decoder_depth=2, decoder_heads=2)
+    config.precision = precision
+    model = mae.build(config_lib.with_precision(config))
+    variables = step_lib.init_variables(model, config, 1)
+    assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(variables))
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 28, 28, 1)), jnp.float32)
+    forward = lambda v, x: model.apply(v, x, keys(4), 0.75, method="forward")[0]  # noqa: E731
+    dtypes = dot_input_dtypes(forward, variables, x)
+    assert len(dtypes) >= (2 + 2) * 6  # 4 blocks: qkv, scores, weighted sum, out, 2 MLP
+    assert {d for pair in dtypes for d in pair} == {precision}, dtypes
+    predictions[precision] = np.asarray(forward(variables, x), np.float32)
+  np.testing.assert_allclose(predictions["bfloat16"], predictions["float32"], rtol=0.05, atol=0.05)
+
+
 def test_mae_needs_a_vit(data_dir):
   config = method_config("mae", data_dir)
   config.model = encoder_config("convnet")
