@@ -40,4 +40,7 @@ def get_config():
   # Fine-tuning at MAE's batch 1024: its own steps per epoch.
   finetune_steps_per_epoch = presets.IMAGENET_TRAIN_EXAMPLES // 1024
   config.finetune.update(mae_vit_b_recipe(finetune_steps_per_epoch))
+  # Evaluation: the paper's own linear evaluation (python -m sslax.evaluate.linear_eval;
+  # settings and source: sslax/evaluate/linear_eval_recipes.py, "mae").
+  config.linear_eval.recipe = "mae"
   return config

@@ -49,8 +49,10 @@ RECIPES = {
         "facebookresearch/dino eval_linear.py defaults (--lr 0.001 x batch/256, 128 per GPU x 8 = "
         "1024, 100 epochs, SGD momentum 0.9, weight decay 0, cosine to 0)", optimizer="sgd",
         base_lr=0.001, batch_size=1024, epochs=100,
-        departures=("the encoder's pooled features, not DINO's concatenated CLS tokens of the "
-                    "last blocks (--n_last_blocks)",)),
+        departures=("eval_linear.py's default lr; its help asks to tune it per checkpoint, and the "
+                    "README's ResNet-50 command was not re-read this session",
+                    "a ViT's pooled features, not DINO's CLS tokens of the last blocks "
+                    "(--n_last_blocks, ViT only)")),
     "swav": recipe(
         "facebookresearch/swav eval_linear.py defaults (lr 0.3, 32 per GPU x 8 = 256, 100 "
         "epochs, weight decay 1e-6, cosine to 0)", optimizer="sgd", base_lr=0.3, batch_size=256,
@@ -79,9 +81,9 @@ RECIPES = {
 
 
 def default_config() -> ml_collections.ConfigDict:
-  """config.linear_eval: off; a config that reproduces a paper names its recipe."""
+  """config.linear_eval: a config that reproduces a paper names its recipe ("": none)."""
   return ml_collections.ConfigDict(dict(
-      enabled=False, recipe="", checkpoint_every_steps=5000,
+      recipe="", checkpoint_every_steps=5000,
       # Random resized crop (0.08, 1) and flip: torchvision's RandomResizedCrop(224) +
       # RandomHorizontalFlip in every source above.
       view=crop_flip_view_config((0.08, 1.0))))
@@ -94,5 +96,3 @@ def validate(config: ml_collections.ConfigDict) -> None:
   name = block.get("recipe", "")
   require(name == "" or name in RECIPES, "linear_eval.recipe",
           f"{name!r} is not one of {sorted(RECIPES)} ('' for none)")
-  require(not block.get("enabled", False) or name, "linear_eval.recipe",
-          f"linear_eval.enabled needs a recipe: one of {sorted(RECIPES)}")
