@@ -255,3 +255,41 @@ def test_tiny_fine_tuning_with_every_regularizer_finishes_with_finite_losses(tin
   assert len(losses) == 3 and np.all(np.isfinite(losses)), losses
   assert results["steps"] == 3 and 0 <= results["accuracy"] <= 1
   assert results["settings"]["mixup_alpha"] == 0.8 and results["settings"]["drop_path"] == 0.1
+
+
+def test_mae_global_pool_restarts_the_final_norm_as_maes_fresh_fc_norm():
+  """MAE's global_pool drops the pretrained `norm` for a new fc_norm (weight 1, bias 0); the
+  other encoder parameters are the pretrained ones. Without the pool, all are."""
+  from sslax import step as step_lib
+  config = vit_supervised_config()
+  config.model.pool = "cls"
+  encoder = {"cls": np.full((1, 1, 16), 0.5, np.float32),
+             "norm": {"scale": np.full(16, 2.0, np.float32), "bias": np.full(16, 3.0, np.float32)}}
+  state = step_lib.TrainState(step=np.int32(4), params={"encoder": encoder, "classifier": {}},
+                              batch_stats={}, opt_state={}, method_state={})
+  config.finetune.pool = "gap"
+  started = finetune.pretrained_encoder(config, state)["params"]["encoder"]
+  np.testing.assert_array_equal(started["norm"]["scale"], np.ones(16))
+  np.testing.assert_array_equal(started["norm"]["bias"], np.zeros(16))
+  np.testing.assert_array_equal(started["cls"], encoder["cls"])
+  config.finetune.pool = ""
+  kept = finetune.pretrained_encoder(config, state)["params"]["encoder"]
+  np.testing.assert_array_equal(kept["norm"]["scale"], encoder["norm"]["scale"])
+
+
+@pytest.mark.parametrize("model_name, key, value, message", [
+    ("convnet", "drop_path", 0.1, "finetune.drop_path.*stochastic depth is the ViT's"),
+    ("convnet", "pool", "gap", "finetune.pool.*CLS token"),
+    ("vit", "mixup_alpha", -1.0, "finetune.mixup_alpha"),
+    ("vit", "randaugment_layers", -1, "finetune.randaugment_layers"),
+    ("vit", "randaugment_magnitude", 11.0, "finetune.randaugment_magnitude"),
+])
+def test_regularizer_settings_that_cannot_work_stop_at_validation(tiny_fashion_mnist, model_name, key, value, message):
+  from sslax import config as config_lib
+  from sslax.errors import ConfigError
+  config = tiny_config(tiny_fashion_mnist)
+  if model_name == "vit":
+    config.model = ml_model()
+  config.finetune[key] = value
+  with pytest.raises(ConfigError, match=message):
+    config_lib.validate(config)
