@@ -46,11 +46,12 @@ RECIPES = {
         departures=("one lr (0.2 x batch/256) of the paper's sweep; byol/configs not re-read "
                     "this session",)),
     "dino": recipe(
-        "facebookresearch/dino eval_linear.py defaults (--lr 0.001 x batch/256, 128 per GPU x 8 = "
-        "1024, 100 epochs, SGD momentum 0.9, weight decay 0, cosine to 0)", optimizer="sgd",
+        "facebookresearch/dino README 'Linear classification on ImageNet' (8 GPUs, "
+        "eval_linear.py's defaults: --lr 0.001 x batch/256, 128 per GPU x 8 = 1024, 100 epochs, "
+        "SGD momentum 0.9, weight decay 0, cosine to 0)", optimizer="sgd",
         base_lr=0.001, batch_size=1024, epochs=100,
-        departures=("eval_linear.py's default lr; its help asks to tune it per checkpoint, and the "
-                    "README's ResNet-50 command was not re-read this session",
+        departures=("eval_linear.py's --lr help asks to tune the lr per checkpoint; this is its "
+                    "default",
                     "a ViT's pooled features, not DINO's CLS tokens of the last blocks "
                     "(--n_last_blocks, ViT only)")),
     "swav": recipe(
