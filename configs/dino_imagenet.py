@@ -58,4 +58,9 @@ def get_config():
   config.optimizer.weight_decay = 1e-4
   config.optimizer.warmup_steps = 10 * steps_per_epoch
   config.optimizer.clip_grad_per_tensor = 3.0
+  # Evaluation: the paper's own linear evaluation (python -m sslax.evaluate.linear_eval;
+  # settings and source: sslax/evaluate/linear_eval_recipes.py, "dino").
+  config.linear_eval.recipe = "dino"
+  # DINO's kNN numbers: k 20, T 0.07 over the whole training split (dino eval_knn.py).
+  config.eval.knn_k = 20
   return config

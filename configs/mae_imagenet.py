@@ -9,13 +9,17 @@ decoder 512 wide, 8 blocks, 16 heads, normalized pixel targets, AdamW (beta1 0.9
 0.95, weight decay 0.05; biases, norms, tokens undecayed) at 1.5e-4 x batch/256, batch
 4096, cosine schedule with 40 warmup epochs, 800 epochs, random resized crop (0.2, 1) and
 horizontal flip only. Evaluation: the frozen CLS features (linear probe, kNN) and
-fine-tuning with layer-wise lr decay (sslax/evaluate/finetune.py).
+fine-tuning with MAE's ViT-B recipe (facebookresearch/mae FINETUNE.md; see
+sslax.evaluate.finetune.mae_vit_b_recipe): batch 1024, blr 5e-4, layer decay 0.65, 100
+epochs (5 warm-up), drop path 0.1, Mixup 0.8, CutMix 1.0, RandAugment(9, 0.5), label
+smoothing 0.1, global average pooling.
 """
 
 import ml_collections
 
 from sslax import presets
 from sslax.data.augment import crop_flip_view_config
+from sslax.evaluate.finetune import mae_vit_b_recipe
 from sslax.methods.mae import defaults as mae_defaults
 from sslax.models import encoder_config
 
@@ -32,4 +36,11 @@ def get_config():
   config.optimizer.b2 = 0.95
   config.optimizer.weight_decay = 0.05
   config.optimizer.warmup_steps = 40 * steps_per_epoch
+
+  # Fine-tuning at MAE's batch 1024: its own steps per epoch.
+  finetune_steps_per_epoch = presets.IMAGENET_TRAIN_EXAMPLES // 1024
+  config.finetune.update(mae_vit_b_recipe(finetune_steps_per_epoch))
+  # Evaluation: the paper's own linear evaluation (python -m sslax.evaluate.linear_eval;
+  # settings and source: sslax/evaluate/linear_eval_recipes.py, "mae").
+  config.linear_eval.recipe = "mae"
   return config

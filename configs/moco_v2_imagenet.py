@@ -37,4 +37,7 @@ def get_config():
   config.optimizer.momentum = 0.9
   config.optimizer.weight_decay = 1e-4
   config.optimizer.warmup_steps = 0
+  # Evaluation: the paper's own linear evaluation (python -m sslax.evaluate.linear_eval;
+  # settings and source: sslax/evaluate/linear_eval_recipes.py, "moco_v2").
+  config.linear_eval.recipe = "moco_v2"
   return config

@@ -35,4 +35,7 @@ def get_config():
   config.optimizer.trust_coefficient = 0.001
   config.optimizer.weight_decay = 1e-6
   config.optimizer.warmup_steps = 10 * steps_per_epoch
+  # Evaluation: the paper's own linear evaluation (python -m sslax.evaluate.linear_eval;
+  # settings and source: sslax/evaluate/linear_eval_recipes.py, "moco_v3").
+  config.linear_eval.recipe = "moco_v3"
   return config

@@ -32,4 +32,7 @@ def get_config():
   config.optimizer.base_lr = 0.3
   config.optimizer.warmup_steps = 10 * steps_per_epoch
   config.optimizer.weight_decay = 1e-6
+  # Evaluation: the paper's own linear evaluation (python -m sslax.evaluate.linear_eval;
+  # settings and source: sslax/evaluate/linear_eval_recipes.py, "simclr").
+  config.linear_eval.recipe = "simclr"
   return config

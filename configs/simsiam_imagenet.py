@@ -39,4 +39,7 @@ def get_config():
   config.optimizer.nesterov = False
   config.optimizer.weight_decay = 1e-4
   config.optimizer.warmup_steps = 0
+  # Evaluation: the paper's own linear evaluation (python -m sslax.evaluate.linear_eval;
+  # settings and source: sslax/evaluate/linear_eval_recipes.py, "simsiam").
+  config.linear_eval.recipe = "simsiam"
   return config

@@ -37,4 +37,7 @@ def get_config():
   config.optimizer.trust_coefficient = 0.001
   config.optimizer.weight_decay = 1e-6
   config.optimizer.warmup_steps = 10 * steps_per_epoch
+  # Evaluation: the paper's own linear evaluation (python -m sslax.evaluate.linear_eval;
+  # settings and source: sslax/evaluate/linear_eval_recipes.py, "vicreg").
+  config.linear_eval.recipe = "vicreg"
   return config

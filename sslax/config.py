@@ -15,7 +15,7 @@ from sslax import budget, online_probe, optim
 from sslax.data import augment, datasets
 from sslax.data.augment import default_view_config
 from sslax.errors import require
-from sslax.evaluate import validate_eval
+from sslax.evaluate import linear_eval_recipes, validate_eval
 from sslax.evaluate.sgd_probe import default_config as sgd_probe_config
 from sslax.methods import get_method
 from sslax.methods.base import no_state
@@ -96,8 +96,9 @@ def base_config() -> ml_collections.ConfigDict:
 
   # Full fine-tuning (sslax/evaluate/finetune.py): the pretrained encoder + a new linear
   # classifier trained with labels; --mode=finetune, or after the frozen evaluation if
-  # enabled. MAE's recipe (He et al. 2022, table 9) without mixup, cutmix, RandAugment,
-  # drop path; lr = base_lr * batch_size / 256 with lr_scaling "linear".
+  # enabled. MAE's recipe (He et al. 2022, table 9) with its regularizers off, for small
+  # runs; lr = base_lr * batch_size / 256 with lr_scaling "linear". MAE's ViT-B recipe
+  # itself: sslax.evaluate.finetune.mae_vit_b_recipe (configs/mae_imagenet.py).
   c.finetune = ml_collections.ConfigDict(dict(
       enabled=False, total_steps=1000, batch_size=256, checkpoint_every_steps=500,
       # "pretrained": from the run's encoder; "random": the same protocol from a random
@@ -106,9 +107,23 @@ def base_config() -> ml_collections.ConfigDict:
       base_lr=1e-3, lr_scaling="linear", warmup_steps=100, weight_decay=0.05, b1=0.9, b2=0.999,
       layer_decay=0.75,       # lr of layer i: lr * layer_decay ** (L + 1 - i); 1: none
       label_smoothing=0.1,
+      # On the device (sslax/methods/supervised.py): Mixup / CutMix (Beta alphas; 0: off,
+      # timm's Mixup), RandAugment (layers 0: off; timm's rand-m9-mstd0.5-inc1 is 2, 9, 0.5),
+      # stochastic depth of a ViT (drop_path, the last block's rate; 0: off).
+      mixup_alpha=0.0, cutmix_alpha=0.0, mix_prob=1.0, mix_switch_prob=0.5,
+      randaugment_layers=0, randaugment_magnitude=9.0, randaugment_magnitude_std=0.5,
+      drop_path=0.0,
+      # "": the encoder pools as it was pretrained; "gap": a ViT pretrained with a CLS token
+      # pools as MAE fine-tunes (global_pool: LayerNorm of the mean patch token).
+      pool="",
       # A mild view: crop and flip only, no colour.
       view=default_view_config(crop_scale=(0.5, 1.0), color_strength=0.0, jitter_p=0.0,
                                gray_p=0.0, blur_p=0.0, solarize_p=0.0)))
+
+  # The papers' linear evaluation (sslax/evaluate/linear_eval.py): a classifier trained on
+  # the frozen encoder with augmented images of the whole training split; the paper configs
+  # name their source's recipe (sslax/evaluate/linear_eval_recipes.py).
+  c.linear_eval = linear_eval_recipes.default_config()
   return c
 
 
@@ -152,6 +167,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   method.validate(config)
   validate_eval(config)
   _validate_finetune(config)
+  linear_eval_recipes.validate(config)
   budget.validate(config)
 
 
@@ -193,3 +209,20 @@ def _validate_finetune(config: ml_collections.ConfigDict) -> None:
   require(ft.weight_decay >= 0, "finetune.weight_decay", "must be >= 0")
   require(0 < ft.layer_decay <= 1, "finetune.layer_decay", "must be in (0, 1]; 1: no layer-wise decay")
   require(0 <= ft.label_smoothing < 1, "finetune.label_smoothing", "must be in [0, 1)")
+  for key in ("mixup_alpha", "cutmix_alpha", "randaugment_magnitude_std"):
+    require(ft.get(key, 0.0) >= 0, f"finetune.{key}", "must be >= 0 (0: off)")
+  for key in ("mix_prob", "mix_switch_prob"):
+    require(0 <= ft.get(key, 1.0) <= 1, f"finetune.{key}", "must be a probability in [0, 1]")
+  layers = ft.get("randaugment_layers", 0)
+  require(isinstance(layers, int) and not isinstance(layers, bool) and layers >= 0,
+          "finetune.randaugment_layers", "must be an integer >= 0 (timm's n is 2; 0: off)")
+  require(0 <= ft.get("randaugment_magnitude", 9.0) <= 10, "finetune.randaugment_magnitude",
+          "must be in [0, 10] (timm's m)")
+  vit = "drop_path_rate" in config.model  # the ViT's field (sslax/models/vit.py)
+  require(0 <= ft.get("drop_path", 0.0) < 1, "finetune.drop_path", "must be in [0, 1); 0: off")
+  require(ft.get("drop_path", 0.0) == 0 or vit, "finetune.drop_path",
+          f"stochastic depth is the ViT's; config.model.name {config.model.get('name')!r} has none: set 0")
+  require(ft.get("pool", "") in ("", "gap"), "finetune.pool", "use '' (as pretrained) or 'gap' (MAE's)")
+  require(ft.get("pool", "") != "gap" or (vit and config.model.get("pool") in ("cls", "gap")),
+          "finetune.pool", "'gap' keeps the CLS token of a ViT pretrained with pool 'cls'; "
+          "set finetune.pool to ''")

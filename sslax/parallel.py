@@ -62,6 +62,17 @@ def global_offset(local_size: int, axis_name: str | None) -> jax.Array | int:
   return lax.axis_index(axis_name) * local_size
 
 
+def reverse_global_batch(x: jax.Array, axis_name: str | None) -> jax.Array:
+  """This device's slice of the global batch in reverse order: global row i receives row
+  G - 1 - i (timm's Mixup pairs each example with `x.flip(0)`; pairing over the global batch
+  keeps a step the same on any device count). Device d gets device (D - 1 - d)'s rows,
+  reversed; x: [n, ...] per device."""
+  if axis_name is None:
+    return x[::-1]
+  devices = lax.axis_size(axis_name)
+  return lax.ppermute(x, axis_name, [(d, devices - 1 - d) for d in range(devices)])[::-1]
+
+
 def pmean(x: Any, axis_name: str | None) -> Any:
   if axis_name is None:
     return x

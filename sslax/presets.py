@@ -117,8 +117,12 @@ def imagenet_resnet50(method: ml_collections.ConfigDict, *, batch_size: int, epo
                       checkpoint_every_epochs: int = 5) -> tuple[ml_collections.ConfigDict, int]:
   """What every configs/*_imagenet.py shares: `base_config()` with ImageNet (ILSVRC-2012,
   224 px, read by random access), a ResNet-50 with the ImageNet stem, `method`, and an
-  evaluation that fits the probe and kNN on the first 100k training images (features of
-  all 1.28M would not fit a host; raw pixels at 224x224x3 are no baseline at this size).
+  evaluation of the frozen features of the whole training split: kNN (k 200, T 0.07: Wu et
+  al. 2018, solo-learn; DINO's configs set k 20), the few-label probes on 1% / 10% of it,
+  and the diagnostics (ResNet-50 features of all 1.28M images: 10.5 GB of float32 on the
+  host). The linear probe is the papers' SGD linear evaluation, a training run
+  (sslax/evaluate/linear_eval.py; each config names its recipe), not the L-BFGS probe on
+  stored features; raw pixels at 224x224x3 are no baseline at this size.
   -> (config, steps per epoch); the caller sets views and optimizer."""
   config = config_lib.base_config()
   steps_per_epoch = _epochs(config, IMAGENET_TRAIN_EXAMPLES, batch_size, epochs,
@@ -131,7 +135,8 @@ def imagenet_resnet50(method: ml_collections.ConfigDict, *, batch_size: int, epo
   config.model = encoder_config("resnet50", stem="imagenet")
   config.method = method
   config.eval.batch_size = 1024
-  config.eval.max_train_examples = 100_000
+  config.eval.max_train_examples = -1   # the whole split: kNN over all of it, as DINO's eval_knn.py
+  config.eval.protocols = ("knn", "few_label", "diagnostics")
   config.eval.raw_pixel_baseline = False
   config.online_probe.enabled = True   # BYOL's online classifier, logged as a progress signal
   config.diagnostics.enabled = True

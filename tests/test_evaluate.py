@@ -84,12 +84,16 @@ def knn_data():
 
 
 @pytest.mark.parametrize(
-    "k, temperature, chunk_size",
-    [(1, 0.07, 32), (20, 0.07, 7), (200, 0.07, 50), (50, 0.5, 103), (20, 0.01, 64), (400, 0.1, 1000)],
+    "k, temperature, chunk_size, train_chunk_size",
+    # Bank chunks that do not divide the 400 rows, smaller and larger than k: each test row's
+    # top k is merged across chunks.
+    [(1, 0.07, 32, 65536), (20, 0.07, 7, 33), (200, 0.07, 50, 150), (50, 0.5, 103, 7),
+     (20, 0.01, 64, 400), (400, 0.1, 1000, 128)],
 )
-def test_knn_matches_numpy_reference(knn_data, k, temperature, chunk_size):
+def test_knn_matches_numpy_reference(knn_data, k, temperature, chunk_size, train_chunk_size):
   train_x, train_y, test_x, test_y = knn_data
-  preds = knn_classify(train_x, train_y, test_x, 5, k=k, temperature=temperature, chunk_size=chunk_size)
+  preds = knn_classify(train_x, train_y, test_x, 5, k=k, temperature=temperature, chunk_size=chunk_size,
+                       train_chunk_size=train_chunk_size)
   expected = knn_reference(train_x, train_y, test_x, 5, k, temperature)
   assert preds.shape == (103,)
   np.testing.assert_array_equal(preds, expected)
@@ -99,11 +103,21 @@ def test_knn_matches_numpy_reference(knn_data, k, temperature, chunk_size):
 
 def test_knn_accuracy_and_chunking(knn_data):
   train_x, train_y, test_x, test_y = knn_data
-  by_chunk = [knn_classify(train_x, train_y, test_x, 5, k=20, chunk_size=c) for c in (1, 10, 103, 4096)]
+  by_chunk = [knn_classify(train_x, train_y, test_x, 5, k=20, chunk_size=c, train_chunk_size=t)
+              for c, t in ((1, 400), (10, 3), (103, 64), (4096, 1000))]
   for preds in by_chunk[1:]:
     np.testing.assert_array_equal(preds, by_chunk[0])
   acc = knn_accuracy(train_x, train_y, test_x, test_y, 5, k=20)
   assert acc == pytest.approx(np.mean(by_chunk[0] == test_y))
+  # scikit-learn's neighbours (cosine distance, brute force) are the ones voting.
+  neighbors = pytest.importorskip("sklearn.neighbors")
+  index = neighbors.NearestNeighbors(n_neighbors=20, metric="cosine", algorithm="brute").fit(train_x)
+  _, idx = index.kneighbors(test_x)
+  sims = np.sum(test_x[:, None] * train_x[idx], -1) / (
+      np.linalg.norm(test_x, axis=1)[:, None] * np.linalg.norm(train_x[idx], axis=-1))
+  scores = np.zeros((len(test_x), 5))
+  np.add.at(scores, (np.arange(len(test_x))[:, None], train_y[idx]), np.exp(sims / 0.07))
+  np.testing.assert_array_equal(by_chunk[1], np.argmax(scores, 1))
 
 
 # ----------------------------------------------------------------------------

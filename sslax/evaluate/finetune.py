@@ -25,9 +25,17 @@ pretrained step and the accuracy. With config.finetune.init="random" the same pr
 starts from the encoder's random initialization instead (no checkpoint needed), in
 WORKDIR/finetune_random_init(.json): the baseline that shows what pretraining adds.
 
-Departures from MAE's recipe, for small runs: no mixup, cutmix, RandAugment, random erasing
-or drop path; the classifier has Flax's default init (MAE: normal, std 2e-5); the encoder
-pools as it was pretrained (MAE fine-tunes a ViT on the mean of its patch tokens).
+  * Regularizers, on the device (sslax/methods/supervised.py), each off by default:
+    Mixup / CutMix with label smoothing (sslax/data/mixing.py, timm's Mixup), RandAugment
+    (sslax/data/randaugment.py, timm's rand-m9-mstd0.5-inc1), stochastic depth of a ViT
+    (config.finetune.drop_path -> the ViT's drop_path_rate), and MAE's global pool
+    (config.finetune.pool "gap": the final LayerNorm, restarted at (1, 0) as MAE's new
+    fc_norm, on the mean of the patch tokens).
+
+`mae_vit_b_recipe` is MAE's ViT-B recipe (configs/mae_imagenet.py uses it). Departures from
+it: no random erasing (--reprob 0.25); the classifier has Flax's default init (MAE:
+truncated normal, std 2e-5); RandAugment's geometric ops resample bilinearly, not bicubically;
+Mixup / CutMix draw one lambda per global batch (timm: per GPU's batch).
 """
 
 from __future__ import annotations
@@ -54,6 +62,25 @@ PROTOCOL = ("full fine-tuning: pretrained encoder + new linear classifier, all t
             "split, center view")
 
 
+def mae_vit_b_recipe(steps_per_epoch: int) -> dict:
+  """config.finetune settings of MAE's ViT-B/16 fine-tuning (facebookresearch/mae FINETUNE.md,
+  "Fine-tuning", ViT-Base; main_finetune.py's defaults for what the command leaves out;
+  He et al. 2022 table 9): effective batch 1024 (32 per GPU x 32 GPUs), blr 5e-4 (lr = blr x
+  batch / 256), layer decay 0.65, 100 epochs, 5 warm-up epochs (main_finetune.py
+  --warmup_epochs), AdamW betas (0.9, 0.999) (main_finetune.py: torch.optim.AdamW's default)
+  with weight decay 0.05, drop path 0.1, Mixup 0.8, CutMix 1.0 (prob 1.0, switch prob 0.5),
+  label smoothing 0.1 (--smoothing), RandAugment rand-m9-mstd0.5-inc1 (--aa), random resized
+  crop (0.08, 1) and flip (util/datasets.py build_transform -> timm create_transform), global
+  average pooling (--global_pool)."""
+  from sslax.data.augment import crop_flip_view_config
+  return dict(
+      batch_size=1024, total_steps=100 * steps_per_epoch, warmup_steps=5 * steps_per_epoch,
+      base_lr=5e-4, lr_scaling="linear", layer_decay=0.65, weight_decay=0.05, b1=0.9, b2=0.999,
+      label_smoothing=0.1, mixup_alpha=0.8, cutmix_alpha=1.0, mix_prob=1.0, mix_switch_prob=0.5,
+      randaugment_layers=2, randaugment_magnitude=9.0, randaugment_magnitude_std=0.5,
+      drop_path=0.1, pool="gap", view=crop_flip_view_config((0.08, 1.0)))
+
+
 def finetune_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The config of the supervised run that fine-tunes: the pretraining config's data, model,
   seed, devices and logging, with config.finetune's steps, batch, view, optimizer and label
@@ -65,6 +92,14 @@ def finetune_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
   with ft.unlocked():
     ft.method = defaults()
     ft.method.label_smoothing = cfg.label_smoothing
+    for key in ("mixup_alpha", "cutmix_alpha", "mix_prob", "mix_switch_prob", "randaugment_layers",
+                "randaugment_magnitude", "randaugment_magnitude_std"):
+      if key in cfg:
+        ft.method[key] = cfg[key]
+    if cfg.get("drop_path", 0.0) > 0:
+      ft.model.drop_path_rate = cfg.drop_path
+    if cfg.get("pool", ""):
+      ft.model.pool = cfg.pool
     ft.views = ml_collections.ConfigDict({"view1": cfg.view.copy_and_resolve_references()})
     ft.batch_size = cfg.batch_size
     ft.total_steps = cfg.total_steps
@@ -88,7 +123,14 @@ def pretrained_encoder(config: ml_collections.ConfigDict, state: TrainState) -> 
         f"method {method.name!r}: its network has no `encoder` to fine-tune (top-level "
         f"parameters: {sorted(variables['params'])}); name the backbone `encoder`, as every "
         "method in sslax/methods does")
-  init_from = {"params": {"encoder": variables["params"]["encoder"]}}
+  encoder = variables["params"]["encoder"]
+  if config.finetune.get("pool", "") == "gap" and config.model.get("pool") != "gap":
+    # MAE's global pool drops the pretrained final norm for a new fc_norm: here the pool's
+    # LayerNorm is `norm`, restarted at scale 1, bias 0.
+    norm = encoder["norm"]
+    encoder = {**encoder, "norm": {"scale": np.ones(norm["scale"].shape, norm["scale"].dtype),
+                                   "bias": np.zeros(norm["bias"].shape, norm["bias"].dtype)}}
+  init_from = {"params": {"encoder": encoder}}
   if "encoder" in (variables.get("batch_stats") or {}):
     init_from["batch_stats"] = {"encoder": variables["batch_stats"]["encoder"]}
   return parallel.to_host(init_from)
@@ -106,7 +148,7 @@ def classifier_accuracy(config: ml_collections.ConfigDict, model, state: TrainSt
   return float(np.mean(np.argmax(logits, axis=1) == labels))
 
 
-def _check_same_pretraining(directory: str, pretrained_step: int) -> None:
+def check_same_pretraining(directory: str, pretrained_step: int) -> None:
   """A fine-tuning run resumes from its checkpoints: refuse to resume one that started from
   another pretraining checkpoint (the pretraining went on since)."""
   marker = os.path.join(directory, "pretrained.json")
@@ -142,7 +184,7 @@ def finetune_run(config: ml_collections.ConfigDict, state: TrainState | None,
   name = "finetune" if state is not None else "finetune_random_init"
   pretrained_step = int(parallel.to_host(state.step)) if state is not None else 0
   directory = os.path.join(workdir, name)
-  _check_same_pretraining(directory, pretrained_step)
+  check_same_pretraining(directory, pretrained_step)
 
   start = time.perf_counter()
   # init_from None: the supervised network's own initialization from config.seed.

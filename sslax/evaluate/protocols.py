@@ -13,6 +13,9 @@ one `register(Protocol(...))` beside its functions and nothing else.
   diagnostics   RankMe, uniformity, normalized std and a collapse flag on the test features
                 (diagnostics.py)
 
+The papers' linear evaluation (a classifier trained on augmented images through the frozen
+encoder) is a training run, not a protocol on stored features: linear_eval.py.
+
 Registration order is the order in which protocols run, their keys in eval.json and their
 columns in the table, whatever order config.eval.protocols lists them in.
 """

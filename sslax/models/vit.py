@@ -5,8 +5,19 @@
   [CLS token] + tokens --depth x Block--> LayerNorm --pool--> [B, D]
 
 Block (pre-norm): x + MHA(LN(x)), then x + MLP(LN(x)), MLP = Dense(mlp_dim) GELU Dense(D).
-Pooling: the CLS token's output ("cls") or the mean of the patch tokens ("avg", without a
-CLS token, as big_vision's "gap").
+Pooling: the CLS token's output ("cls"), the mean of the patch tokens ("avg", without a
+CLS token, as big_vision's "gap"), or MAE's fine-tuning pool ("gap": the CLS token stays in
+the sequence, the patch tokens' block outputs are averaged, then the final LayerNorm, as
+mae/models_vit.py with global_pool: there the norm is a fresh `fc_norm`, here `norm`, which
+sslax/evaluate/finetune.py resets to (1, 0) for this pool).
+
+Stochastic depth (drop path; Huang et al. 2016, as timm's `DropPath`): with
+`drop_path_rate` p > 0, in training, block i of L drops its attention and its MLP branch
+each, per example, with rate p * i / (L - 1) (timm's `torch.linspace(0, p, L)`), and scales
+a kept branch by 1 / (1 - rate). The draws come from per-example keys (`drop_keys` [B],
+derived from each example's global position by the caller, so a run gives the same result
+on any device count) or, without them, from the Flax rng stream "drop_path". Off (p = 0) by
+default, and always off outside training.
 
 Parameter layout (what layer-wise learning-rate decay reads): `patch_embed`, `pos_embed`,
 `cls`, `block_0` .. `block_{depth-1}`, `norm`.
@@ -78,56 +89,81 @@ class MlpBlock(nn.Module):
     return dense(x.shape[-1], name="fc2")(gelu(dense(self.mlp_dim, name="fc1")(x)))
 
 
+def drop_path(x: jax.Array, keys: jax.Array | None, rate: float) -> jax.Array:
+  """x [B, ...] with each example's branch zeroed with probability `rate` and kept ones
+  scaled by 1 / (1 - rate) (timm's drop_path, scale_by_keep); keys [B] one per example,
+  None: x unchanged."""
+  if keys is None or rate == 0.0:
+    return x
+  keep = jax.vmap(lambda k: jax.random.bernoulli(k, 1.0 - rate))(keys)
+  scale = jnp.where(keep, 1.0 / (1.0 - rate), 0.0).astype(x.dtype)
+  return x * scale.reshape((-1,) + (1,) * (x.ndim - 1))
+
+
 class Block(nn.Module):
-  """Pre-norm transformer block; -> (output, the MLP's output before its residual add)."""
+  """Pre-norm transformer block; -> (output, the MLP's output before its residual add).
+  drop_keys [B] (one per example) turn on stochastic depth at rate `drop_path`."""
   num_heads: int
   mlp_dim: int
   causal: bool = False
   attention_impl: str | None = None
   dtype: Any = jnp.float32
+  drop_path: float = 0.0
 
   @nn.compact
-  def __call__(self, x: jax.Array, mask: jax.Array | None = None):
+  def __call__(self, x: jax.Array, mask: jax.Array | None = None,
+               drop_keys: jax.Array | None = None):
     norm = functools.partial(nn.LayerNorm, epsilon=1e-6, dtype=self.dtype)
-    x = x + MultiHeadAttention(self.num_heads, causal=self.causal, implementation=self.attention_impl,
-                               dtype=self.dtype, name="attn")(norm(name="norm1")(x), mask)
+    attn_keys = mlp_keys = None
+    if drop_keys is not None:
+      attn_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(drop_keys)
+      mlp_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(drop_keys)
+    attn_out = MultiHeadAttention(self.num_heads, causal=self.causal, implementation=self.attention_impl,
+                                  dtype=self.dtype, name="attn")(norm(name="norm1")(x), mask)
+    x = x + drop_path(attn_out, attn_keys, self.drop_path)
     mlp_out = MlpBlock(self.mlp_dim, dtype=self.dtype, name="mlp")(norm(name="norm2")(x))
-    return x + mlp_out, mlp_out
+    return x + drop_path(mlp_out, mlp_keys, self.drop_path), mlp_out
 
 
 class ViT(nn.Module):
   """Attributes:
     patch_size: p; the image sides must be multiples of it.
     hidden_dim, depth, num_heads, mlp_dim: width D, blocks, heads, MLP width (0: 4 D).
-    pool: "cls" (CLS token output) or "avg" (mean of the patch tokens, no CLS token).
+    pool: "cls" (CLS token output), "avg" (mean of the patch tokens, no CLS token) or
+      "gap" (MAE's fine-tuning pool: CLS in the sequence, LayerNorm of the patch tokens' mean).
     posemb: "sincos2d" (fixed) or "learned".
     attention_impl: "xla" (any backend) or "cudnn" (fused flash attention on NVIDIA GPUs).
     remat: recompute each block in the backward pass instead of storing its activations.
+    drop_path_rate: stochastic depth of the last block (0: off); block i takes i / (L - 1) of it.
   """
   patch_size: int = 16
   hidden_dim: int = 768
   depth: int = 12
   num_heads: int = 12
   mlp_dim: int = 0
-  pool: Literal["cls", "avg"] = "cls"
+  pool: Literal["cls", "avg", "gap"] = "cls"
   posemb: Literal["learned", "sincos2d"] = "sincos2d"
   attention_impl: str = "xla"
   remat: bool = False
+  drop_path_rate: float = 0.0
   dtype: Any = jnp.float32
   bn_axis_name: str | None = None  # unused: no BatchNorm
 
   def setup(self):
-    if self.pool not in ("cls", "avg"):
-      raise ValueError(f"pool={self.pool!r}: use 'cls' or 'avg'")
+    if self.pool not in ("cls", "avg", "gap"):
+      raise ValueError(f"pool={self.pool!r}: use 'cls', 'avg' or 'gap'")
     p = self.patch_size
     self.patch_embed = nn.Conv(self.hidden_dim, (p, p), strides=(p, p), padding="VALID",
                                kernel_init=nn.initializers.xavier_uniform(), dtype=self.dtype)
     self.pos_embed = PositionEmbedding(self.posemb)
-    if self.pool == "cls":
+    if self.has_cls:
       self.cls = self.param("cls", nn.initializers.normal(stddev=0.02), (1, 1, self.hidden_dim))
     block = nn.remat(Block) if self.remat else Block
+    # timm's linear stochastic-depth rule: torch.linspace(0, drop_path_rate, depth).
+    rates = np.linspace(0.0, self.drop_path_rate, self.depth)
     self.blocks = [block(self.num_heads, self.mlp_dim or 4 * self.hidden_dim,
-                         attention_impl=self.attention_impl, dtype=self.dtype, name=f"block_{i}")
+                         attention_impl=self.attention_impl, dtype=self.dtype,
+                         drop_path=float(rates[i]), name=f"block_{i}")
                    for i in range(self.depth)]
     self.norm = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype)
 
@@ -151,19 +187,29 @@ class ViT(nn.Module):
       tokens = jnp.where(mask[:, :, None], mask_token.astype(tokens.dtype), tokens)
     return self.pos_embed(tokens, (h, w))
 
+  @property
+  def has_cls(self) -> bool:
+    return self.pool in ("cls", "gap")
+
   def with_cls(self, tokens: jax.Array) -> jax.Array:
-    if self.pool != "cls":
+    if not self.has_cls:
       return tokens
     cls = jnp.broadcast_to(self.cls.astype(tokens.dtype), (tokens.shape[0], 1, tokens.shape[2]))
     return jnp.concatenate([cls, tokens], axis=1)
 
-  def transform(self, tokens: jax.Array) -> jax.Array:
+  def run_blocks(self, tokens: jax.Array, drop_keys: jax.Array | None = None) -> jax.Array:
+    """Patch tokens [B, n, D] -> [B, n (+1 CLS first), D] after the blocks, before the
+    final LayerNorm; drop_keys [B]: stochastic depth (see the module doc)."""
+    x = self.with_cls(tokens)
+    for i, block in enumerate(self.blocks):
+      keys = None if drop_keys is None else jax.vmap(lambda k, i=i: jax.random.fold_in(k, i))(drop_keys)
+      x, _ = block(x, None, keys)
+    return x
+
+  def transform(self, tokens: jax.Array, drop_keys: jax.Array | None = None) -> jax.Array:
     """Patch tokens [B, n, D] (any subset) -> [B, n (+1 CLS first), D] after the blocks
     and the final LayerNorm."""
-    x = self.with_cls(tokens)
-    for block in self.blocks:
-      x, _ = block(x)
-    return self.norm(x)
+    return self.norm(self.run_blocks(tokens, drop_keys))
 
   def block_outputs(self, tokens: jax.Array) -> list[jax.Array]:
     """Patch tokens [B, N, D] -> every block's MLP output before its residual add (data2vec's
@@ -171,16 +217,26 @@ class ViT(nn.Module):
     x, outputs = self.with_cls(tokens), []
     for block in self.blocks:
       x, mlp_out = block(x)
-      outputs.append(mlp_out[:, 1:] if self.pool == "cls" else mlp_out)
+      outputs.append(mlp_out[:, 1:] if self.has_cls else mlp_out)
     return outputs
 
   def pool_tokens(self, x: jax.Array) -> jax.Array:
-    return x[:, 0] if self.pool == "cls" else jnp.mean(x, axis=1)
+    if self.pool == "cls":
+      return x[:, 0]
+    return jnp.mean(x[:, 1:] if self.has_cls else x, axis=1)
 
-  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-    """x [B, H, W, C] -> pooled features [B, D] (float32)."""
-    del train  # no dropout or BatchNorm
-    return self.pool_tokens(self.transform(self.embed(x))).astype(jnp.float32)
+  def __call__(self, x: jax.Array, train: bool = True,
+               drop_keys: jax.Array | None = None) -> jax.Array:
+    """x [B, H, W, C] -> pooled features [B, D] (float32). drop_keys [B]: the per-example
+    keys of stochastic depth (used only when training with drop_path_rate > 0)."""
+    if not train or self.drop_path_rate == 0.0:
+      drop_keys = None
+    elif drop_keys is None:
+      drop_keys = jax.random.split(self.make_rng("drop_path"), x.shape[0])
+    tokens = self.embed(x)
+    if self.pool == "gap":
+      return self.norm(jnp.mean(self.run_blocks(tokens, drop_keys)[:, 1:], axis=1)).astype(jnp.float32)
+    return self.pool_tokens(self.transform(tokens, drop_keys)).astype(jnp.float32)
 
 
 vit_tiny = functools.partial(ViT, hidden_dim=192, depth=12, num_heads=3)
