@@ -158,6 +158,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def _validate_optimizer(config: ml_collections.ConfigDict) -> None:
   _choice(config, "optimizer.name", optim.OPTIMIZERS)
   _choice(config, "optimizer.lr_scaling", optim.LR_SCALINGS)
+  variant = config.optimizer.get("lars_variant", "optax")
+  require(variant in optim.LARS_VARIANTS, "optimizer.lars_variant",
+          f"{variant!r} is not one of {sorted(optim.LARS_VARIANTS)}")
+  require(not config.optimizer.get("clip_lr", False)
+          or (config.optimizer.name == "lars" and variant == "solo_learn"),
+          "optimizer.clip_lr", "clips solo-learn's LARS only: set optimizer.name=lars and "
+          "optimizer.lars_variant=solo_learn, or clip_lr=False")
   require(config.optimizer.base_lr > 0, "optimizer.base_lr", "must be > 0")
   require(config.optimizer.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0")
   require(config.optimizer.warmup_steps >= 0, "optimizer.warmup_steps", "must be >= 0")

@@ -19,6 +19,10 @@ import ml_collections
 import optax
 
 OPTIMIZERS = ("sgd", "adamw", "lars")
+# optimizer.lars_variant: "optax" is optax.lars, the official SimCLR / BYOL LARS (momentum
+# after the learning rate, ratio ||p|| / ||g + wd p||); "solo_learn" is `lars` below, with
+# optimizer.clip_lr as solo-learn's `clip_lars_lr`.
+LARS_VARIANTS = ("optax", "solo_learn")
 LR_SCALINGS = ("linear", "sqrt", "none")
 
 # Flax names the parameters of Dense/Conv biases and of BatchNorm/LayerNorm/GroupNorm
@@ -84,6 +88,10 @@ def make_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule) -> 
 
 
 def _optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:
+  if cfg.name == "lars" and cfg.get("lars_variant", "optax") == "solo_learn":
+    return lars(schedule, weight_decay=cfg.weight_decay, momentum=cfg.momentum,
+                trust_coefficient=cfg.trust_coefficient, clip_lr=cfg.get("clip_lr", False),
+                mask=decay_mask)
   if cfg.name == "lars":
     return optax.lars(
         schedule, weight_decay=cfg.weight_decay, weight_decay_mask=decay_mask,
@@ -102,8 +110,72 @@ def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       name="lars", base_lr=0.3, lr_scaling="linear", warmup_steps=10, weight_decay=1e-6,
       momentum=0.9, nesterov=False, trust_coefficient=0.001, b1=0.9, b2=0.999,
+      lars_variant="optax",  # LARS_VARIANTS: "solo_learn" for solo-learn's configs
+      clip_lr=False,         # solo_learn LARS: the layer's rate lr * ratio capped at lr
       clip_grad_per_tensor=0.0,  # > 0: each gradient tensor's norm clipped to it (DINO)
       layer_decay=1.0))  # < 1: layer-wise lr decay, `scale_by_layer_decay` (fine-tuning)
+
+
+# ----------------------------------------------------------------------------
+# solo-learn's LARS (vturrisi/solo-learn, solo/utils/lars.py, from Lightning Bolts).
+# ----------------------------------------------------------------------------
+
+class LarsState(NamedTuple):
+  count: jax.Array   # int32 scalar: steps taken, the schedule's argument
+  momentum: Any      # the momentum buffer, same tree as the parameters
+
+
+def lars(learning_rate: float | optax.Schedule, *, weight_decay: float = 0.0,
+         momentum: float = 0.9, trust_coefficient: float = 0.001, clip_lr: bool = False,
+         mask: Any = True, eps: float = 1e-8) -> optax.GradientTransformation:
+  """LARS as solo-learn steps it, for each parameter p with gradient g at step t:
+
+    where mask is True and ||p|| > 0 and ||g|| > 0:
+      r = trust_coefficient * ||p|| / (||g|| + weight_decay * ||p|| + eps)
+      r = min(r / lr_t, 1)            with clip_lr
+      d = r * (g + weight_decay * p)
+    elsewhere d = g (no decay, no scaling)
+    buf = momentum * buf + d          (buf starts at 0, so the first buf is d)
+    update = -lr_t * buf
+
+  `mask` is a tree of booleans shaped like the parameters, a callable returning one, or a
+  single bool, as Optax masks are. Two differences from `optax.lars`, which follows the
+  official SimCLR/BYOL LARS: the ratio's denominator is ||g|| + wd ||p||, not
+  ||g + wd p||; and momentum accumulates the update *before* the learning rate, so a
+  changing lr_t rescales the whole buffer. With clip_lr the per-layer rate lr_t * r is
+  capped at lr_t. Written here because optax has neither the clip nor that order.
+  """
+  schedule = learning_rate if callable(learning_rate) else optax.constant_schedule(learning_rate)
+
+  def init(params):
+    return LarsState(count=jnp.zeros([], jnp.int32),
+                     momentum=jax.tree.map(jnp.zeros_like, params))
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("sslax.optim.lars needs the params (weight decay and the trust ratio)")
+    lr = jnp.asarray(schedule(state.count), jnp.float32)
+    masks = mask(params) if callable(mask) else mask
+    if isinstance(masks, bool):
+      masks = jax.tree.map(lambda _: masks, params)
+
+    def direction(g, p, adapt):
+      if not adapt:
+        return g
+      p_norm = jnp.linalg.norm(p.ravel().astype(jnp.float32))
+      g_norm = jnp.linalg.norm(g.ravel().astype(jnp.float32))
+      ratio = trust_coefficient * p_norm / (g_norm + weight_decay * p_norm + eps)
+      if clip_lr:  # lr_t = 0 (warm-up start): ratio / 0 = inf, clipped to 1
+        ratio = jnp.minimum(ratio / lr, 1.0)
+      scaled = (ratio * (g + weight_decay * p)).astype(g.dtype)
+      return jnp.where((p_norm > 0) & (g_norm > 0), scaled, g)
+
+    d = jax.tree.map(direction, updates, params, masks)
+    buf = jax.tree.map(lambda b, x: momentum * b + x, state.momentum, d)
+    new_updates = jax.tree.map(lambda b: (-lr * b).astype(b.dtype), buf)
+    return new_updates, LarsState(count=optax.safe_increment(state.count), momentum=buf)
+
+  return optax.GradientTransformation(init, update)
 
 
 # ----------------------------------------------------------------------------
