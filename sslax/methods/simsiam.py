@@ -26,8 +26,12 @@ import ml_collections
 from sslax import losses
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
 from sslax.methods.common.monitors import normalized_std
-from sslax.methods.common.networks import (apply_to_views, check_views_forward,
-                                              encoder_projector_predictor, forwards_per_view)
+from sslax.methods.common.networks import (
+  apply_to_views,
+  check_views_forward,
+  encoder_projector_predictor,
+  forwards_per_view,
+)
 
 
 def defaults() -> ml_collections.ConfigDict:

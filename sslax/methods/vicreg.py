@@ -27,7 +27,12 @@ import ml_collections
 
 from sslax import losses
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
-from sslax.methods.common.networks import check_views_forward, embed_views, encoder_with_projector, forwards_per_view
+from sslax.methods.common.networks import (
+  check_views_forward,
+  embed_views,
+  encoder_with_projector,
+  forwards_per_view,
+)
 
 
 def defaults() -> ml_collections.ConfigDict:
