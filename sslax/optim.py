@@ -52,11 +52,12 @@ def scaled_learning_rate(cfg: ml_collections.ConfigDict, global_batch: int) -> f
 
 def learning_rate_schedule(cfg: ml_collections.ConfigDict, global_batch: int,
                            total_steps: int) -> optax.Schedule:
-  """Linear warmup from 0 over cfg.warmup_steps, then cosine decay to 0 at total_steps."""
+  """Linear warmup from cfg.warmup_start_lr (0; solo-learn: 3e-5) over cfg.warmup_steps,
+  then cosine decay to 0 at total_steps."""
   peak = scaled_learning_rate(cfg, global_batch)
   warmup = min(cfg.warmup_steps, max(total_steps - 1, 0))
   return optax.warmup_cosine_decay_schedule(
-      init_value=0.0, peak_value=peak, warmup_steps=warmup,
+      init_value=cfg.get("warmup_start_lr", 0.0), peak_value=peak, warmup_steps=warmup,
       decay_steps=max(total_steps, warmup + 1), end_value=0.0)
 
 
@@ -74,12 +75,27 @@ def clip_by_tensor_norm(max_norm: float) -> optax.GradientTransformation:
   return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-def make_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:
+def make_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule,
+                   peak_lr: float | None = None) -> optax.GradientTransformation:
   """cfg.name in OPTIMIZERS; weight decay masked by `decay_mask`; with
   cfg.clip_grad_per_tensor > 0 the gradients are first clipped per tensor
   (`clip_by_tensor_norm`), before weight decay is added, as in PyTorch; with
-  cfg.layer_decay < 1 each layer's update is scaled by `scale_by_layer_decay`."""
-  tx = _optimizer(cfg, schedule)
+  cfg.layer_decay < 1 each layer's update is scaled by `scale_by_layer_decay`.
+  The top-level parameter groups named in cfg.fixed_lr_parts (SimSiam's "predictor",
+  official `--fix-pred-lr`, solo-learn's `static_lr`) keep `peak_lr` throughout, the same
+  optimizer otherwise."""
+  fixed = tuple(cfg.get("fixed_lr_parts", ()))
+  if fixed:
+    if peak_lr is None:
+      raise ValueError("optimizer.fixed_lr_parts needs make_optimizer's peak_lr")
+    def labels(params):
+      return {k: jax.tree.map(lambda _, k=k: "fixed" if k in fixed else "scheduled", v)
+              for k, v in params.items()}
+    tx = optax.multi_transform(
+        {"scheduled": _optimizer(cfg, schedule),
+         "fixed": _optimizer(cfg, optax.constant_schedule(peak_lr))}, labels)
+  else:
+    tx = _optimizer(cfg, schedule)
   layer_decay = cfg.get("layer_decay", 1.0)
   if layer_decay != 1.0:  # after the optimizer: scaling its update is scaling the lr
     tx = optax.chain(tx, scale_by_layer_decay(layer_decay))
@@ -87,22 +103,29 @@ def make_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule) -> 
   return optax.chain(clip_by_tensor_norm(clip), tx) if clip > 0 else tx
 
 
+def _every_parameter(params: Any) -> Any:
+  return jax.tree.map(lambda _: True, params)
+
+
 def _optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:
+  # decay_all_parameters: weight decay (and the LARS ratio) on biases and norms too, as the
+  # official MoCo v2 and SimSiam SGD, and solo-learn's SGD, do.
+  mask = _every_parameter if cfg.get("decay_all_parameters", False) else decay_mask
   if cfg.name == "lars" and cfg.get("lars_variant", "optax") == "solo_learn":
     return lars(schedule, weight_decay=cfg.weight_decay, momentum=cfg.momentum,
                 trust_coefficient=cfg.trust_coefficient, clip_lr=cfg.get("clip_lr", False),
-                mask=decay_mask)
+                mask=mask)
   if cfg.name == "lars":
     return optax.lars(
-        schedule, weight_decay=cfg.weight_decay, weight_decay_mask=decay_mask,
-        trust_coefficient=cfg.trust_coefficient, trust_ratio_mask=decay_mask,
+        schedule, weight_decay=cfg.weight_decay, weight_decay_mask=mask,
+        trust_coefficient=cfg.trust_coefficient, trust_ratio_mask=mask,
         momentum=cfg.momentum)
   if cfg.name == "sgd":
     return optax.chain(
-        optax.add_decayed_weights(cfg.weight_decay, mask=decay_mask),
+        optax.add_decayed_weights(cfg.weight_decay, mask=mask),
         optax.sgd(schedule, momentum=cfg.momentum, nesterov=cfg.nesterov))
   if cfg.name == "adamw":
-    return optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay, mask=decay_mask)
+    return optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay, mask=mask)
   raise ValueError(f"optimizer.name={cfg.name!r} is not one of {OPTIMIZERS}")
 
 
@@ -110,6 +133,9 @@ def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       name="lars", base_lr=0.3, lr_scaling="linear", warmup_steps=10, weight_decay=1e-6,
       momentum=0.9, nesterov=False, trust_coefficient=0.001, b1=0.9, b2=0.999,
+      warmup_start_lr=0.0,   # the warm-up's first learning rate (solo-learn: 3e-5)
+      decay_all_parameters=False,  # True: decay biases and norm parameters too
+      fixed_lr_parts=(),     # top-level parameter groups kept at the peak lr (SimSiam: predictor)
       lars_variant="optax",  # LARS_VARIANTS: "solo_learn" for solo-learn's configs
       clip_lr=False,         # solo_learn LARS: the layer's rate lr * ratio capped at lr
       clip_grad_per_tensor=0.0,  # > 0: each gradient tensor's norm clipped to it (DINO)

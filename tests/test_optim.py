@@ -166,3 +166,30 @@ def test_optax_lars_is_the_simclr_byol_variant():
   d = g + 0.1 * w
   trust = 0.001 * np.linalg.norm(w) / np.linalg.norm(d)
   np.testing.assert_allclose(np.asarray(updates["Dense_0"]["kernel"]), -trust * d, rtol=1e-5)
+
+
+def test_fixed_lr_parts_keep_the_peak_rate_and_the_rest_follow_the_schedule():
+  """SimSiam's fixed predictor lr: plain SGD (no momentum, no decay) on params {encoder,
+  predictor} with the schedule at 0 on step 0: the encoder does not move, the predictor
+  moves by peak * g."""
+  cfg = optim.default_config()
+  cfg.name, cfg.momentum, cfg.weight_decay, cfg.fixed_lr_parts = "sgd", 0.0, 0.0, ("predictor",)
+  tx = optim.make_optimizer(cfg, optax.linear_schedule(0.0, 1.0, 10), peak_lr=0.7)
+  params = {"encoder": {"kernel": jnp.ones((2, 2))}, "predictor": {"kernel": jnp.ones((2, 2))}}
+  grads = jax.tree.map(jnp.ones_like, params)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  np.testing.assert_allclose(np.asarray(updates["encoder"]["kernel"]), 0.0)
+  np.testing.assert_allclose(np.asarray(updates["predictor"]["kernel"]), -0.7)
+
+
+def test_warmup_start_and_decay_of_every_parameter():
+  cfg = optim.default_config()
+  cfg.base_lr, cfg.warmup_steps, cfg.warmup_start_lr = 0.5, 10, 3e-5
+  schedule = optim.learning_rate_schedule(cfg, global_batch=256, total_steps=100)
+  np.testing.assert_allclose(float(schedule(0)), 3e-5, rtol=1e-3)  # float32
+  np.testing.assert_allclose(float(schedule(5)), 3e-5 + (0.5 - 3e-5) / 2, rtol=1e-6)
+  cfg.name, cfg.weight_decay, cfg.decay_all_parameters = "sgd", 0.1, True
+  tx = optim.make_optimizer(cfg, optax.constant_schedule(1.0))
+  params = _params()
+  updates, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
+  np.testing.assert_allclose(np.asarray(updates["BatchNorm_0"]["bias"]), -0.1)  # decayed too
