@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from sslax import budget, online_probe, optim
+from sslax import budget, online_probe, optim, recipe
 from sslax.data import augment, datasets
 from sslax.data.augment import default_view_config
 from sslax.errors import require
@@ -56,6 +56,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.method = ml_collections.ConfigDict(dict(name="simclr"))
   c.views = ml_collections.ConfigDict()   # view name -> augmentation config (sslax/data/augment.py)
   c.optimizer = optim.default_config()
+  # Paper configs: the source they follow and their departures from it (sslax/recipe.py).
+  c.recipe = recipe.default_config()
   # A wall-clock budget for pretraining (sslax/budget.py): with seconds > 0 the step count is
   # fixed from the speed measured on the first steps, at most total_steps; 0: off.
   c.budget = budget.default_config()

@@ -276,12 +276,16 @@ def test_published_numbers_name_existing_configs_and_their_length():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     config = module.get_config()
-    per_epoch = presets.IMAGENET_TRAIN_EXAMPLES // config.batch_size
+    examples = {"ImageNet-1k": presets.IMAGENET_TRAIN_EXAMPLES,
+                "CIFAR-10": presets.CIFAR10_TRAIN_EXAMPLES}[entry.dataset]
+    per_epoch = examples // config.batch_size
     assert config.total_steps / per_epoch == entry.config_epochs, entry
     assert re.fullmatch(r"\d{4}\.\d{5}", entry.arxiv) and 0 < entry.top1 < 100
     listed.add(os.path.basename(entry.config))
   imagenet = {f for f in os.listdir(os.path.join(REPO, "configs")) if f.endswith("_imagenet.py")}
   assert imagenet - listed == {"supervised_imagenet.py", "colorization_imagenet.py"}
+  cifar = {f for f in os.listdir(os.path.join(REPO, "configs")) if f.endswith("_cifar10.py")}
+  assert cifar - listed == {"supervised_cifar10.py", "colorization_cifar10.py", "mae_cifar10.py"}
   assert {e.method for e in published.PUBLISHED} <= {r.label for t in reproduce.TABLES.values() for r in t.rows}
 
 

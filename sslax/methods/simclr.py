@@ -14,14 +14,17 @@ from __future__ import annotations
 import flax.linen as nn
 import ml_collections
 
-from sslax import losses
+from sslax import losses, parallel
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
 from sslax.methods.common.networks import (
+  EncoderWithHead,
   check_views_forward,
   embed_views,
   encoder_with_projector,
   forwards_per_view,
 )
+from sslax.models import build_encoder
+from sslax.models.heads import MLP
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -30,6 +33,7 @@ def defaults() -> ml_collections.ConfigDict:
       temperature=0.1,          # tau; the paper's 0.1 for large batches (appendix B.9), 0.5 for CIFAR
       projector_hidden=(2048,),  # v1: one hidden layer as wide as the features
       projector_dim=128,
+      projector_bn=True,        # BN after the hidden layer (official); solo-learn has none
       projector_last_bn=True,   # the official v1 and v2 heads end in BN (scale, no shift)
       views_forward="concatenated",  # the official code: both views in one batch
   ))
@@ -40,7 +44,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def build(config: ml_collections.ConfigDict) -> nn.Module:
-  return encoder_with_projector(config, last_bn=config.method.projector_last_bn)
+  cfg = config.method
+  if cfg.get("projector_bn", True):
+    return encoder_with_projector(config, last_bn=cfg.projector_last_bn)
+  return EncoderWithHead(  # solo-learn's head: Dense-ReLU-Dense, no BatchNorm
+      encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS),
+      projector=MLP(hidden_dims=tuple(cfg.projector_hidden), out_dim=cfg.projector_dim,
+                    use_bn=False, last_bn=False))
 
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
