@@ -51,4 +51,19 @@ def get_config():
   config.optimizer.trust_coefficient = 0.001
   config.optimizer.weight_decay = 1e-6
   config.optimizer.warmup_steps = 10 * steps_per_epoch
+  presets.pil_blur(config)  # PIL GaussianBlur(radius=sigma) in the source
+
+  config.recipe.source = 'facebookresearch/swav scripts/swav_800ep_pretrain.sh and main_swav.py (Caron et al. 2020, arXiv:2006.09882)'
+  config.recipe.source_values = (
+      ('batch_size', 4096, '64 GPUs x --batch_size 64'),
+      ('epochs', 800.0, '--epochs 800'),
+      ('warmup_epochs', 10.0, '--warmup_epochs 10'),
+      ('lr_peak', 4.8, '--base_lr 4.8, not batch-scaled'),
+      ('optimizer', 'lars (optax)', 'main_swav.py LARC around SGD'),
+      ('optimizer.weight_decay', 1e-06, '--wd 0.000001'),
+  )
+  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+      ('-',
+       'warm-up from 0 (official --start_warmup 0.3) and cosine to 0 (official --final_lr 0.0048); LARS skips biases and BatchNorm parameters (LARC adapts and decays every tensor); no fp16'),
+  )
   return config

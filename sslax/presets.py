@@ -221,3 +221,22 @@ SOLO_LEARN_DEPARTURES = (
     ("-", "evaluation: sslax's frozen protocols (config.eval); solo-learn's table is its "
           "linear classifier on the 1000-epoch backbone"),
 )
+
+
+# Departures of every ImageNet config that other parts of sslax own; one line each here so
+# that the change that closes one deletes one line (the recipe card prints them).
+IMAGENET_PIPELINE_DEPARTURE = (
+    "-", "input: each image is resized (shorter side 224) and centre-cropped on the host before "
+         "the random resized crop; the sources crop from the full image and evaluate on a "
+         "resize-256 / centre-224 crop")
+IMAGENET_EVAL_DEPARTURE = (
+    "-", "evaluation: config.eval's frozen protocols on the first 100k training images, not the "
+         "paper's linear evaluation (SGD with crop and flip on the whole split, 90-100 epochs)")
+IMAGENET_DEPARTURES = (IMAGENET_PIPELINE_DEPARTURE, IMAGENET_EVAL_DEPARTURE)
+
+
+def pil_blur(config: ml_collections.ConfigDict) -> None:
+  """Every view's blur kernel from its sigma, as PIL's GaussianBlur(radius=sigma) of the
+  PyTorch sources (MoCo, SimSiam, Barlow Twins, VICReg, DINO, SwAV, solo-learn)."""
+  for view in config.views.values():
+    view.blur_kernel = "sigma"

@@ -122,6 +122,6 @@ def markdown(entries: list[Published]) -> str:
   for p in entries:
     epochs = "not checked" if p.epochs is None else str(p.epochs)
     lines.append(f"| {p.method} | `{p.config}` ({p.config_epochs}) | {p.architecture} | {p.protocol} | "
-                 f"{epochs} | {p.dataset} | {p.top1:.2f}% | {p.paper}, {p.where}, arXiv:{p.arxiv} | "
+                 f"{epochs} | {p.dataset} | {p.top1:.{2 if p.dataset == 'CIFAR-10' else 1}f}% | {p.paper}, {p.where}, arXiv:{p.arxiv} | "
                  f"{p.note} |")
   return "\n".join(lines)

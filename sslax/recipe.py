@@ -126,7 +126,8 @@ def card(config: ml_collections.ConfigDict) -> str:
     if key not in recorded:
       lines.append(f"| {key} | {resolved_only[key]} | (not recorded) | | |")
   lines.append(f"| eval.protocols | {tuple(config.eval.protocols)} | | | this config's evaluation |")
-  free = [why for key, why in recipe.departures if key == "-"]
+  free = [why if key == "-" else f"{key}: {why}" for key, why in recipe.departures
+          if key not in recorded]
   if free:
     lines += ["", "Departures no key captures:"] + [f"- {why}" for why in free]
   return "\n".join(lines)

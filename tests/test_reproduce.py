@@ -118,9 +118,11 @@ def test_table_from_fabricated_runs(tmp_path):
 
   # The papers' numbers for these rows' paper-scale configs, with their sources.
   assert "## Published numbers for the paper-scale configs" in text
-  assert ("| simclr | `configs/simclr_imagenet.py` (100) | ResNet-50 | linear probe | 1000 | 69.3% | "
-          "Chen et al. 2020, SimCLR, Table 6, arXiv:2002.05709 |") in text
-  assert "| mae | `configs/mae_imagenet.py` (800) | ViT-B/16 | fine-tune | 1600 | 83.6% |" in text
+  assert ("| simclr | `configs/simclr_imagenet.py` (100) | ResNet-50 | linear probe | 1000 | ImageNet-1k | "
+          "69.3% | Chen et al. 2020, SimCLR, Table 6, arXiv:2002.05709 |  |") in text
+  assert ("| simclr | `configs/simclr_cifar10.py` (1000) | ResNet-18 (CIFAR stem) | linear (solo-learn) | "
+          "1000 | CIFAR-10 | 90.74% |") in text
+  assert "| mae | `configs/mae_imagenet.py` (800) | ViT-B/16 | fine-tune | 1600 | ImageNet-1k | 83.6% |" in text
   assert "byol" not in text.split("## Published")[1]  # only the table's rows
 
   rows = {r["row"]: r for r in csv.DictReader(io.StringIO(results.csv_text(agg)))}
