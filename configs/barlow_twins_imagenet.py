@@ -37,6 +37,7 @@ def get_config():
   config.optimizer.trust_coefficient = 0.001
   config.optimizer.weight_decay = 1.5e-6
   config.optimizer.warmup_steps = 10 * steps_per_epoch
+  config.optimizer.lars_variant = "pytorch"  # the official LARS: momentum before the lr
   presets.pil_blur(config)  # PIL GaussianBlur(radius=sigma) in the source
 
   config.recipe.source = 'Zbontar et al. 2021 (arXiv:2103.03230) "Implementation details"; facebookresearch/barlowtwins main.py'
@@ -45,14 +46,12 @@ def get_config():
       ('epochs', 1000.0, 'paper: 1000 epochs'),
       ('warmup_epochs', 10.0, 'paper: 10 warm-up epochs'),
       ('lr_peak', 1.6, 'paper: 0.2 x 2048/256'),
-      ('optimizer', 'lars (optax)', 'main.py LARS'),
+      ('optimizer', 'lars (pytorch)', 'main.py LARS'),
       ('optimizer.weight_decay', 1.5e-06, 'paper: 1.5e-6'),
       ('optimizer.trust_coefficient', 0.001, 'main.py eta 0.001'),
       ('method.views_forward', 'per_view', 'main.py: y1 and y2 through the backbone apart'),
   )
   config.recipe.departures = presets.IMAGENET_DEPARTURES + (
-      ('-',
-       'the official PyTorch LARS applies momentum before the learning rate (buf = m buf + r (g + wd p); p -= lr buf); optax.lars after it: the same at a constant lr, not through warm-up and decay'),
       ('-',
        'one learning rate for every parameter (the paper gives biases and BatchNorm parameters 0.0048 x batch/256); the cosine decays to 0 instead of 1/1000 of the peak'),
       ('-',

@@ -36,6 +36,7 @@ def get_config():
   config.optimizer.trust_coefficient = 0.001
   config.optimizer.weight_decay = 1e-6
   config.optimizer.warmup_steps = 10 * steps_per_epoch
+  config.optimizer.lars_variant = "pytorch"  # the official LARS: momentum before the lr
   presets.pil_blur(config)  # PIL GaussianBlur(radius=sigma) in the source
 
   config.recipe.source = 'Chen, Xie, He 2021 (arXiv:2104.02057); facebookresearch/moco-v3 CONFIG.md (ResNet-50, 100 epochs), main_moco.py, moco/builder.py'
@@ -44,15 +45,13 @@ def get_config():
       ('epochs', 100.0, 'CONFIG.md: 100-epoch'),
       ('warmup_epochs', 10.0, 'main_moco.py --warmup-epochs 10'),
       ('lr_peak', 9.6, 'CONFIG.md: --lr .6 x 4096/256'),
-      ('optimizer', 'lars (optax)', 'main_moco.py --optimizer lars'),
+      ('optimizer', 'lars (pytorch)', 'main_moco.py --optimizer lars'),
       ('optimizer.weight_decay', 1e-06, 'main_moco.py --wd 1e-6'),
       ('method.projector_hidden', (4096,), 'builder.py MoCo_ResNet _build_mlp(2, ...)'),
       ('method.temperature', 1.0, 'main_moco.py --moco-t 1.0'),
       ('method.views_forward', 'per_view', 'builder.py: x1 and x2 through the networks apart'),
   )
   config.recipe.departures = presets.IMAGENET_DEPARTURES + (
-      ('-',
-       'the official PyTorch LARS applies momentum before the learning rate (buf = m buf + r (g + wd p); p -= lr buf); optax.lars after it: the same at a constant lr, not through warm-up and decay'),
       ('-',
        "the projector's last BatchNorm keeps a learned scale; the official one has no affine parameters"),
   )

@@ -37,6 +37,7 @@ def get_config():
   config.optimizer.trust_coefficient = 0.001
   config.optimizer.weight_decay = 1e-6
   config.optimizer.warmup_steps = 10 * steps_per_epoch
+  config.optimizer.lars_variant = "pytorch"  # the official LARS: momentum before the lr
   presets.pil_blur(config)  # PIL GaussianBlur(radius=sigma) in the source
 
   config.recipe.source = 'Bardes, Ponce, LeCun 2022 (arXiv:2105.04906); facebookresearch/vicreg main_vicreg.py and README'
@@ -45,14 +46,12 @@ def get_config():
       ('epochs', 1000.0, 'README: --epochs 1000'),
       ('warmup_epochs', 10.0, 'main_vicreg.py adjust_learning_rate: 10 warm-up epochs'),
       ('lr_peak', 1.6, 'README: --base-lr 0.2 x 2048/256'),
-      ('optimizer', 'lars (optax)', 'main_vicreg.py LARS'),
+      ('optimizer', 'lars (pytorch)', 'main_vicreg.py LARS'),
       ('optimizer.weight_decay', 1e-06, 'main_vicreg.py --wd 1e-6'),
       ('method.halve_variance', True, "main_vicreg.py: std_loss halves each view's term"),
       ('method.views_forward', 'per_view', 'main_vicreg.py: x and y through the backbone apart'),
   )
   config.recipe.departures = presets.IMAGENET_DEPARTURES + (
-      ('-',
-       'the official PyTorch LARS applies momentum before the learning rate (buf = m buf + r (g + wd p); p -= lr buf); optax.lars after it: the same at a constant lr, not through warm-up and decay'),
       ('-',
        'the cosine decays to 0 instead of to 1/1000 of the peak'),
   )

@@ -21,8 +21,9 @@ import optax
 OPTIMIZERS = ("sgd", "adamw", "lars")
 # optimizer.lars_variant: "optax" is optax.lars, the official SimCLR / BYOL LARS (momentum
 # after the learning rate, ratio ||p|| / ||g + wd p||); "solo_learn" is `lars` below, with
-# optimizer.clip_lr as solo-learn's `clip_lars_lr`.
-LARS_VARIANTS = ("optax", "solo_learn")
+# optimizer.clip_lr as solo-learn's `clip_lars_lr`; "pytorch" is `pytorch_lars`, the official
+# Barlow Twins / VICReg / MoCo v3 LARS (optax's ratio, momentum before the learning rate).
+LARS_VARIANTS = ("optax", "solo_learn", "pytorch")
 LR_SCALINGS = ("linear", "sqrt", "none")
 
 # Flax names the parameters of Dense/Conv biases and of BatchNorm/LayerNorm/GroupNorm
@@ -115,6 +116,9 @@ def _optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule) -> opta
     return lars(schedule, weight_decay=cfg.weight_decay, momentum=cfg.momentum,
                 trust_coefficient=cfg.trust_coefficient, clip_lr=cfg.get("clip_lr", False),
                 mask=mask)
+  if cfg.name == "lars" and cfg.get("lars_variant", "optax") == "pytorch":
+    return pytorch_lars(schedule, weight_decay=cfg.weight_decay, momentum=cfg.momentum,
+                        trust_coefficient=cfg.trust_coefficient, mask=mask)
   if cfg.name == "lars":
     return optax.lars(
         schedule, weight_decay=cfg.weight_decay, weight_decay_mask=mask,
@@ -203,6 +207,48 @@ def lars(learning_rate: float | optax.Schedule, *, weight_decay: float = 0.0,
 
   return optax.GradientTransformation(init, update)
 
+
+def pytorch_lars(learning_rate: float | optax.Schedule, *, weight_decay: float = 0.0,
+                 momentum: float = 0.9, trust_coefficient: float = 0.001,
+                 mask: Any = True) -> optax.GradientTransformation:
+  """The LARS of the official Barlow Twins, VICReg and MoCo v3 code (barlowtwins/main.py,
+  vicreg/main_vicreg.py, moco-v3/moco/optimizer.py), for each parameter p, gradient g:
+
+    where mask is True: d = g + weight_decay * p,
+                        d = d * trust_coefficient ||p|| / ||d||  if ||p|| > 0 and ||d|| > 0
+    elsewhere d = g
+    buf = momentum * buf + d;  update = -lr_t * buf
+
+  optax.lars has the same ratio but applies momentum after the learning rate."""
+  schedule = learning_rate if callable(learning_rate) else optax.constant_schedule(learning_rate)
+
+  def init(params):
+    return LarsState(count=jnp.zeros([], jnp.int32), momentum=jax.tree.map(jnp.zeros_like, params))
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("sslax.optim.pytorch_lars needs the params (weight decay and the trust ratio)")
+    lr = jnp.asarray(schedule(state.count), jnp.float32)
+    masks = mask(params) if callable(mask) else mask
+    if isinstance(masks, bool):
+      masks = jax.tree.map(lambda _: masks, params)
+
+    def direction(g, p, adapt):
+      if not adapt:
+        return g
+      d = g + weight_decay * p
+      p_norm = jnp.linalg.norm(p.ravel().astype(jnp.float32))
+      d_norm = jnp.linalg.norm(d.ravel().astype(jnp.float32))
+      ratio = jnp.where((p_norm > 0) & (d_norm > 0),
+                        trust_coefficient * p_norm / jnp.where(d_norm > 0, d_norm, 1.0), 1.0)
+      return (ratio * d).astype(g.dtype)
+
+    d = jax.tree.map(direction, updates, params, masks)
+    buf = jax.tree.map(lambda b, x: momentum * b + x, state.momentum, d)
+    new_updates = jax.tree.map(lambda b: (-lr * b).astype(b.dtype), buf)
+    return new_updates, LarsState(count=optax.safe_increment(state.count), momentum=buf)
+
+  return optax.GradientTransformation(init, update)
 
 # ----------------------------------------------------------------------------
 # Layer-wise learning-rate decay (fine-tuning): BEiT (Bao et al. 2022), MAE (He et al. 2022).

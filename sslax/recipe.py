@@ -34,6 +34,8 @@ _SEMANTICS = {
                        "(official SimCLR / BYOL LARS)",
     ("lars", "solo_learn"): "sslax.optim.lars: r = eta||p||/(||g|| + wd||p||), momentum before lr "
                             "(solo-learn solo/utils/lars.py)",
+    ("lars", "pytorch"): "sslax.optim.pytorch_lars: r = eta||p||/||g + wd p||, momentum before lr "
+                         "(official Barlow Twins / VICReg / MoCo v3 LARS)",
     ("sgd", None): "SGD, momentum, L2 weight decay added to the gradient (PyTorch SGD)",
     ("adamw", None): "AdamW, decoupled weight decay",
 }

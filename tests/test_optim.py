@@ -193,3 +193,42 @@ def test_warmup_start_and_decay_of_every_parameter():
   params = _params()
   updates, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
   np.testing.assert_allclose(np.asarray(updates["BatchNorm_0"]["bias"]), -0.1)  # decayed too
+
+
+def _pytorch_lars_numpy(params, grads_seq, lrs, *, wd, momentum, eta, mask):
+  """The official Barlow Twins / MoCo v3 LARS.step transcribed to NumPy."""
+  params = {k: np.array(v, np.float64) for k, v in params.items()}
+  mu = {k: np.zeros_like(v) for k, v in params.items()}
+  for grads, lr in zip(grads_seq, lrs):
+    for k, p in params.items():
+      dp = np.array(grads[k], np.float64)
+      if mask[k]:
+        dp = dp + wd * p
+        p_norm, u_norm = np.linalg.norm(p), np.linalg.norm(dp)
+        q = eta * p_norm / u_norm if p_norm > 0 and u_norm > 0 else 1.0
+        dp = dp * q
+      mu[k] = momentum * mu[k] + dp
+      params[k] = p - lr * mu[k]
+  return params
+
+
+def test_pytorch_lars_matches_the_official_barlow_twins_step():
+  rng = np.random.default_rng(1)
+  params = {"w": rng.normal(size=(4, 3)).astype(np.float32),
+            "bias": rng.normal(size=(3,)).astype(np.float32),
+            "zero_w": np.zeros((2, 2), np.float32)}
+  grads_seq = [{k: rng.normal(size=v.shape).astype(np.float32) for k, v in params.items()}
+               for _ in range(4)]
+  mask = {"w": True, "bias": False, "zero_w": True}
+  schedule = optax.warmup_cosine_decay_schedule(0.0, 1.5, warmup_steps=2, decay_steps=4)
+  expected = _pytorch_lars_numpy(params, grads_seq, [float(schedule(i)) for i in range(4)],
+                                 wd=1e-2, momentum=0.9, eta=0.001, mask=mask)
+  tx = optim.pytorch_lars(schedule, weight_decay=1e-2, momentum=0.9, trust_coefficient=0.001,
+                          mask=mask)
+  got, state = jax.tree.map(jnp.asarray, params), None
+  state = tx.init(got)
+  for grads in grads_seq:
+    updates, state = tx.update(grads, state, got)
+    got = optax.apply_updates(got, updates)
+  for k in params:
+    np.testing.assert_allclose(np.asarray(got[k]), expected[k], rtol=2e-5, atol=1e-7, err_msg=k)

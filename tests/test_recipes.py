@@ -156,6 +156,7 @@ SOURCES = {
     },
     "configs/moco_v3_imagenet.py": {
         "method.projector_hidden": ((4096,), "facebookresearch/moco-v3 builder.py MoCo_ResNet _build_mlp(2, ...)"),
+        "optimizer": ("lars (pytorch)", "moco-v3 moco/optimizer.py LARS: momentum before lr"),
         "lr_peak": (9.6, "moco-v3 CONFIG.md: --lr .6 at batch 4096"),
         "method.views_forward": ("per_view", "moco-v3 builder.py: x1 and x2 apart"),
     },
@@ -172,6 +173,16 @@ SOURCES = {
     "configs/vicreg_imagenet.py": {
         "method.halve_variance": (True, "facebookresearch/vicreg main_vicreg.py std_loss / 2"),
         "lr_peak": (1.6, "vicreg README --base-lr 0.2 at batch 2048"),
+        "optimizer": ("lars (pytorch)", "main_vicreg.py LARS: mu = m mu + dp; p -= lr mu"),
+    },
+    "configs/barlow_twins_imagenet.py": {
+        "optimizer": ("lars (pytorch)", "facebookresearch/barlowtwins main.py LARS: momentum before lr"),
+        "method.views_forward": ("per_view", "barlowtwins main.py: y1 and y2 through the backbone apart"),
+    },
+    "configs/swav_imagenet.py": {
+        "optimizer": ("lars (solo_learn)", "facebookresearch/swav main_swav.py apex LARC(clip=False)"),
+        "optimizer.decay_all_parameters": (True, "main_swav.py: LARC on every parameter"),
+        "lr_peak": (4.8, "swav_800ep_pretrain.sh --base_lr 4.8, not batch-scaled"),
     },
 }
 
