@@ -56,11 +56,13 @@ def read_losses(workdir) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in map(json.loads, f)}
 
 
+@pytest.mark.parametrize("views_forward", ["concatenated", "per_view"])
 @pytest.mark.parametrize("name", METHODS)
-def test_same_losses_on_1_and_8_devices(name, data_dir, tmp_path):
+def test_same_losses_on_1_and_8_devices(name, views_forward, data_dir, tmp_path):
   runs = {}
   for devices in (1, 8):
     config = method_config(name, data_dir)
+    config.method.views_forward = views_forward  # each view's BatchNorm statistics global too
     config.num_devices = devices
     workdir = str(tmp_path / f"d{devices}")
     train.train(config, workdir)
