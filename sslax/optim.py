@@ -6,6 +6,10 @@ cosine. Weight decay and the LARS trust ratio skip biases and normalization
 parameters (SimCLR appendix B.1; BYOL section 3.3): `optax.lars` would otherwise
 decay and trust-scale every leaf. Fine-tuning may lower the learning rate of the
 layers near the input (`scale_by_layer_decay`, BEiT / MAE).
+
+LARS comes in the three forms the sources step: optax.lars (official SimCLR and BYOL),
+`lars` (solo-learn and apex LARC, optionally clipped) and `pytorch_lars` (official Barlow
+Twins, VICReg, MoCo v3); optimizer.lars_variant picks one.
 """
 
 from __future__ import annotations
