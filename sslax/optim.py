@@ -94,6 +94,10 @@ def make_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule,
     if peak_lr is None:
       raise ValueError("optimizer.fixed_lr_parts needs make_optimizer's peak_lr")
     def labels(params):
+      unknown = sorted(set(fixed) - set(params))
+      if unknown:
+        raise ValueError(f"optimizer.fixed_lr_parts {unknown}: no such top-level parameter group; "
+                         f"the model has {sorted(params)}")
       return {k: jax.tree.map(lambda _, k=k: "fixed" if k in fixed else "scheduled", v)
               for k, v in params.items()}
     tx = optax.multi_transform(

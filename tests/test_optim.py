@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from sslax import optim
 
@@ -232,3 +233,11 @@ def test_pytorch_lars_matches_the_official_barlow_twins_step():
     got = optax.apply_updates(got, updates)
   for k in params:
     np.testing.assert_allclose(np.asarray(got[k]), expected[k], rtol=2e-5, atol=1e-7, err_msg=k)
+
+
+def test_fixed_lr_parts_must_name_a_parameter_group():
+  cfg = optim.default_config()
+  cfg.name, cfg.fixed_lr_parts = "sgd", ("predicter",)
+  tx = optim.make_optimizer(cfg, optax.constant_schedule(0.1), peak_lr=0.1)
+  with pytest.raises(ValueError, match="predicter.*no such top-level parameter group"):
+    tx.init({"encoder": {"kernel": jnp.ones((2, 2))}, "predictor": {"kernel": jnp.ones((2, 2))}})

@@ -21,6 +21,7 @@ import flax.linen as nn
 import ml_collections
 
 from sslax import losses
+from sslax.errors import require
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
 from sslax.methods.common.networks import (
   check_views_forward,
@@ -43,6 +44,7 @@ def defaults() -> ml_collections.ConfigDict:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   check_views_forward(config)
+  require(config.method.scale_loss > 0, "method.scale_loss", "must be > 0 (solo-learn's CIFAR-10: 0.1)")
 
 
 def build(config: ml_collections.ConfigDict) -> nn.Module:
