@@ -15,6 +15,7 @@ import flax.linen as nn
 import ml_collections
 
 from sslax import losses, parallel
+from sslax.errors import require
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
 from sslax.methods.common.networks import (
   EncoderWithHead,
@@ -41,6 +42,10 @@ def defaults() -> ml_collections.ConfigDict:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   check_views_forward(config)
+  cfg = config.method
+  require(cfg.get("projector_bn", True) or not cfg.projector_last_bn, "method.projector_last_bn",
+          "a head without BatchNorm (projector_bn=False, solo-learn's) has no output BN either: "
+          "set projector_last_bn=False")
 
 
 def build(config: ml_collections.ConfigDict) -> nn.Module:
