@@ -40,4 +40,24 @@ def get_config():
   # Evaluation: the paper's own linear evaluation (python -m sslax.evaluate.linear_eval;
   # settings and source: sslax/evaluate/linear_eval_recipes.py, "barlow_twins").
   config.linear_eval.recipe = "barlow_twins"
+  config.optimizer.lars_variant = "pytorch"  # the official LARS: momentum before the lr
+  presets.pil_blur(config)  # PIL GaussianBlur(radius=sigma) in the source
+
+  config.recipe.source = 'Zbontar et al. 2021 (arXiv:2103.03230) "Implementation details"; facebookresearch/barlowtwins main.py'
+  config.recipe.source_values = (
+      ('batch_size', 2048, 'paper: batch 2048'),
+      ('epochs', 1000.0, 'paper: 1000 epochs'),
+      ('warmup_epochs', 10.0, 'paper: 10 warm-up epochs'),
+      ('lr_peak', 1.6, 'paper: 0.2 x 2048/256'),
+      ('optimizer', 'lars (pytorch)', 'main.py LARS'),
+      ('optimizer.weight_decay', 1.5e-06, 'paper: 1.5e-6'),
+      ('optimizer.trust_coefficient', 0.001, 'main.py eta 0.001'),
+      ('method.views_forward', 'per_view', 'main.py: y1 and y2 through the backbone apart'),
+  )
+  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+      ('-',
+       'one learning rate for every parameter (the paper gives biases and BatchNorm parameters 0.0048 x batch/256); the cosine decays to 0 instead of 1/1000 of the peak'),
+      ('-',
+       "the projector's output is a plain Dense; the official code normalizes it with an affine-free BatchNorm (the loss's standardization stands in)"),
+  )
   return config

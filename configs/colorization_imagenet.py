@@ -35,4 +35,15 @@ def get_config():
   config.optimizer.b2 = 0.99
   config.optimizer.weight_decay = 1e-3
   config.optimizer.warmup_steps = steps_per_epoch
+
+  config.recipe.source = 'Zhang, Isola & Efros 2016 (arXiv:1603.08511)'
+  config.recipe.source_values = (
+      ('optimizer.b2', 0.99, 'paper'),
+  )
+  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+      ('-',
+       'AdamW (decoupled decay) for Adam with an L2 term'),
+      ('-',
+       "ResNet-50 and a decoder from pooled features instead of the paper's fully convolutional VGG-style network; the L2 ab loss (the paper's baseline), not its 313-bin classification; batch 256, lr 2e-4, cosine, 15 epochs instead of 450k iterations at batch 40"),
+  )
   return config

@@ -33,4 +33,18 @@ def get_config():
   config.optimizer.b2 = 0.999
   config.optimizer.weight_decay = 0.05
   config.optimizer.warmup_steps = 40 * steps_per_epoch
+
+  config.recipe.source = 'Baevski et al. 2022 (arXiv:2202.03555) section 4.1 (ViT-B)'
+  config.recipe.source_values = (
+      ('batch_size', 2048, 'section 4.1'),
+      ('epochs', 800.0, 'section 4.1'),
+      ('warmup_epochs', 40.0, 'section 4.1'),
+      ('lr_peak', 0.002, 'section 4.1: lr 2e-3'),
+      ('optimizer', 'adamw', 'section 4.1: Adam'),
+      ('optimizer.weight_decay', 0.05, 'section 4.1'),
+  )
+  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+      ('-',
+       'random instead of block-wise masking; the EMA rate follows a cosine instead of a linear schedule'),
+  )
   return config

@@ -14,8 +14,12 @@ Views: augmentations/asymmetric.yaml, two 32 px crops (no multi-crop), scale (0.
 colour jitter (0.4, 0.4, 0.2, 0.1) p 0.8, grayscale p 0.2, no blur, solarization p 0.2
 on the second crop only.
 
-Departure: solo-learn's LARS also clips the adaptive rate (clip_lr True); optax.lars does
-not. Center momentum 0.9 as the official DINO (solo-learn's DINOLoss default too).
+solo-learn's LARS with clip_lr, 10 warm-up epochs from 3e-5. Center momentum 0.9 as the
+official DINO (solo-learn's DINOLoss default too).
+Teacher-temperature warm-up: 50 epochs, solo-learn's default until its 2022-09 move to
+OmegaConf (commit 6f228fd; 0 since), and so the version behind its README number (added
+2021-07-09). Departures: `config.recipe.departures`.
+  python -m sslax.recipe --config=configs/dino_cifar10.py   # the recipe card
 """
 
 import ml_collections
@@ -24,10 +28,13 @@ from sslax import presets
 from sslax.data.augment import default_view_config
 from sslax.methods.dino import defaults as dino_defaults
 
+YAML = "dino.yaml"
+LR, WD = 0.3, 1e-6
+
 
 def get_config():
-  config, steps_per_epoch = presets.cifar10_resnet18(
-      dino_defaults(), batch_size=256, epochs=1000)
+  config, steps_per_epoch = presets.solo_learn_cifar10(dino_defaults(), optimizer="lars", lr=LR,
+                                                       weight_decay=WD)
   config.method.head_hidden = 2048
   config.method.head_bottleneck = 256
   config.method.out_dim = 4096
@@ -45,10 +52,28 @@ def get_config():
       "global2": default_view_config(solarize_p=0.2, **common),
   })
 
-  config.optimizer.name = "lars"
-  config.optimizer.base_lr = 0.3
-  config.optimizer.lr_scaling = "linear"
-  config.optimizer.trust_coefficient = 0.02
-  config.optimizer.weight_decay = 1e-6
-  config.optimizer.warmup_steps = 10 * steps_per_epoch
+  where = f"scripts/pretrain/cifar/{YAML}"
+  aug = "scripts/pretrain/cifar/augmentations/asymmetric.yaml"
+  config.recipe.source = f"{presets.SOLO_LEARN} {where} (+ {aug}, solo/methods/dino.py)"
+  config.recipe.source_values = presets.solo_learn_values(YAML, optimizer="lars", lr=LR, weight_decay=WD) + (
+      ("method.head_hidden", 2048, f"{where} proj_hidden_dim"),
+      ("method.head_bottleneck", 256, f"{where} proj_output_dim"),
+      ("method.out_dim", 4096, f"{where} num_prototypes"),
+      ("method.base_momentum", 0.9995, f"{where} momentum.base_tau"),
+      ("method.student_temp", 0.1, "solo/methods/dino.py student_temperature default"),
+      ("method.teacher_temp", 0.07, "solo/methods/dino.py teacher_temperature default"),
+      ("method.warmup_teacher_temp", 0.04, "solo/methods/dino.py warmup_teacher_temperature default"),
+      ("method.warmup_teacher_temp_steps", 0,
+       "solo/methods/dino.py warmup_teacher_temperature_epochs default (HEAD: 0)"),
+      ("method.freeze_last_layer_steps", steps_per_epoch, "solo/methods/dino.py freeze_last_layer 1"),
+      ("views", 2, f"{aug}: two crops"),
+      ("views.global1.blur_p", 0.0, f"{aug} gaussian_blur.prob"),
+      ("views.global2.solarize_p", 0.2, f"{aug} solarization.prob (view 2)"),
+  )
+  config.recipe.departures = presets.SOLO_LEARN_DEPARTURES + (
+      ("method.warmup_teacher_temp_steps", "50 epochs: the default (argparse, 2021) when solo-learn's "
+       "README number was produced; HEAD's default is 0 since 6f228fd (2022-09)"),
+      ("-", "the two crops share BatchNorm statistics (one call per resolution); solo-learn "
+            "forwards each crop on its own"),
+  )
   return config

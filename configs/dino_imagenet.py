@@ -63,4 +63,21 @@ def get_config():
   config.linear_eval.recipe = "dino"
   # DINO's kNN numbers: k 20, T 0.07 over the whole training split (dino eval_knn.py).
   config.eval.knn_k = 20
+  presets.pil_blur(config)  # PIL GaussianBlur(radius=sigma) in the source
+
+  config.recipe.source = 'facebookresearch/dino README "ResNet-50 and other convnets trainings", main_dino.py defaults (Caron et al. 2021, arXiv:2104.14294)'
+  config.recipe.source_values = (
+      ('batch_size', 512, 'main_dino.py 64 per GPU x 8'),
+      ('epochs', 100.0, 'README command: 100 epochs'),
+      ('warmup_epochs', 10.0, 'main_dino.py --warmup_epochs 10'),
+      ('lr_peak', 0.06, '--lr 0.03 x 512/256'),
+      ('optimizer', 'sgd', 'README: --optimizer sgd'),
+      ('optimizer.weight_decay', 0.0001, 'README: --weight_decay 1e-4'),
+  )
+  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+      ('-',
+       'the learning rate decays to 0 (official min_lr 1e-6); no fp16 loss scaling'),
+      ('-',
+       'the two global crops (and the local ones) share BatchNorm statistics per resolution, as the official MultiCropWrapper does'),
+  )
   return config

@@ -43,4 +43,17 @@ def get_config():
   # Evaluation: the paper's own linear evaluation (python -m sslax.evaluate.linear_eval;
   # settings and source: sslax/evaluate/linear_eval_recipes.py, "mae").
   config.linear_eval.recipe = "mae"
+  config.recipe.source = 'He et al. 2022 (arXiv:2111.06377) appendix A.1 Table 8; facebookresearch/mae main_pretrain.py'
+  config.recipe.source_values = (
+      ('batch_size', 4096, 'Table 8: batch 4096'),
+      ('epochs', 800.0, 'Table 8 ablations: 800 epochs'),
+      ('warmup_epochs', 40.0, 'Table 8: 40 warm-up epochs'),
+      ('lr_peak', 0.0024, 'Table 8: blr 1.5e-4 x 4096/256'),
+      ('optimizer', 'adamw', 'Table 8: AdamW'),
+      ('optimizer.weight_decay', 0.05, 'Table 8'),
+      ('optimizer.b2', 0.95, 'Table 8: beta2 0.95'),
+      ('method.mask_ratio', 0.75, 'section 4'),
+  )
+  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+  )
   return config

@@ -40,4 +40,26 @@ def get_config():
   # Evaluation: the paper's own linear evaluation (python -m sslax.evaluate.linear_eval;
   # settings and source: sslax/evaluate/linear_eval_recipes.py, "moco_v2").
   config.linear_eval.recipe = "moco_v2"
+  config.optimizer.decay_all_parameters = True
+  config.model.zero_init_last_bn = False
+  presets.pil_blur(config)  # PIL GaussianBlur(radius=sigma) in the source
+
+  config.recipe.source = 'Chen, Fan, Girshick, He 2020 (arXiv:2003.04297) Table 1; facebookresearch/moco main_moco.py'
+  config.recipe.source_values = (
+      ('batch_size', 256, 'main_moco.py -b 256'),
+      ('epochs', 200.0, 'MoCo v2 Table 1: 200 epochs'),
+      ('warmup_epochs', 0.0, 'main_moco.py: no warm-up'),
+      ('lr_peak', 0.03, 'main_moco.py --lr 0.03'),
+      ('optimizer', 'sgd', 'main_moco.py torch.optim.SGD'),
+      ('optimizer.weight_decay', 0.0001, 'main_moco.py --wd 1e-4'),
+      ('optimizer.decay_all_parameters', True, 'main_moco.py: SGD over model.parameters(), every one decayed'),
+      ('model.zero_init_last_bn', False, 'main_moco.py: torchvision resnet50 defaults'),
+      ('method.temperature', 0.2, '--moco-t 0.2'),
+      ('method.queue_size', 65536, '--moco-k 65536'),
+      ('method.symmetric', False, 'builder.py: one direction'),
+  )
+  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+      ('-',
+       'BatchNorm statistics over the global batch instead of shuffle BN (sslax/methods/moco_v2.py)'),
+  )
   return config

@@ -1,41 +1,57 @@
-"""MoCo v3 on CIFAR-10 with a CIFAR-style ResNet-18 (3x3 stem, no max-pool).
+"""MoCo v3 on CIFAR-10 with a CIFAR-style ResNet-18 (3x3 stem, no max-pool): solo-learn's recipe.
 
   python -m sslax.main --config=configs/moco_v3_cifar10.py --workdir=runs/moco_v3_cifar10 \
       --config.data.download=True
+  python -m sslax.recipe --config=configs/moco_v3_cifar10.py   # the recipe card
 
-solo-learn's recipe (vturrisi/solo-learn, scripts/pretrain/cifar/mocov3.yaml with
-augmentations/asymmetric.yaml; solo/methods/mocov3.py builds a 2-layer projector and
-predictor for ResNets): batch 256, LARS lr 0.3 x batch/256, eta 0.02, weight decay 1e-6,
-10 warmup epochs then cosine, 1000 epochs, T 0.2, m 0.99 cosine-increased to 1, projector
-4096 -> 256 (last BN), predictor 4096 -> 256; views: crop (0.08, 1), colour jitter
-(0.4, 0.4, 0.2, 0.1) p 0.8, grayscale p 0.2, no blur, solarization p 0 / 0.2, flip.
-Departure: solo-learn's LARS clips the adaptive rate at the global one (`clip_lr: True`).
+vturrisi/solo-learn scripts/pretrain/cifar/mocov3.yaml with augmentations/asymmetric.yaml
+(solo/methods/mocov3.py builds a 2-layer projector and predictor for ResNets): batch 256,
+solo-learn's LARS (lr 0.3 x batch/256, eta 0.02, clip_lr, biases and norms excluded),
+weight decay 1e-6, 10 warm-up epochs from 3e-5 then cosine, 1000 epochs, T 0.2, m 0.99
+cosine-increased to 1, projector 4096 -> 256 (last BN), predictor 4096 -> 256, each view
+forwarded on its own; views: crop (0.08, 1), colour jitter (0.4, 0.4, 0.2, 0.1) p 0.8,
+grayscale p 0.2, no blur, solarization p 0 / 0.2, flip.
+Departures: `config.recipe.departures`.
 """
 
 from sslax import presets
 from sslax.data.augment import default_view_config
 from sslax.methods.moco_v3 import defaults as moco_v3_defaults
 
+YAML = "mocov3.yaml"
+LR, WD = 0.3, 1e-6
+
 
 def get_config():
-  config, steps_per_epoch = presets.cifar10_resnet18(
-      moco_v3_defaults(), batch_size=256, epochs=1000)
+  config, _ = presets.solo_learn_cifar10(moco_v3_defaults(), optimizer="lars", lr=LR, weight_decay=WD)
   config.method.temperature = 0.2
   config.method.projector_hidden = (4096,)
   config.method.projector_dim = 256
   config.method.predictor_hidden = (4096,)
   config.method.base_momentum = 0.99
+  config.method.views_forward = "per_view"
 
   common = dict(crop_scale=(0.08, 1.0), brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1,
                 jitter_p=0.8, gray_p=0.2, blur_p=0.0)
   config.views.view1 = default_view_config(solarize_p=0.0, **common)
   config.views.view2 = default_view_config(solarize_p=0.2, **common)
 
-  config.optimizer.name = "lars"
-  config.optimizer.base_lr = 0.3       # x batch/256
-  config.optimizer.lr_scaling = "linear"
-  config.optimizer.momentum = 0.9
-  config.optimizer.trust_coefficient = 0.02
-  config.optimizer.weight_decay = 1e-6
-  config.optimizer.warmup_steps = 10 * steps_per_epoch
+  where = f"scripts/pretrain/cifar/{YAML}"
+  aug = "scripts/pretrain/cifar/augmentations/asymmetric.yaml"
+  config.recipe.source = f"{presets.SOLO_LEARN} {where} (+ {aug}, solo/methods/mocov3.py)"
+  config.recipe.source_values = presets.solo_learn_values(YAML, optimizer="lars", lr=LR, weight_decay=WD) + (
+      ("method.temperature", 0.2, f"{where} temperature"),
+      ("method.projector_hidden", (4096,), f"{where} proj_hidden_dim; _build_mlp(2, ...) for resnets"),
+      ("method.projector_dim", 256, f"{where} proj_output_dim"),
+      ("method.predictor_hidden", (4096,), f"{where} pred_hidden_dim"),
+      ("method.base_momentum", 0.99, f"{where} momentum.base_tau"),
+      ("method.final_momentum", 1.0, f"{where} momentum.final_tau"),
+      ("method.views_forward", "per_view", "solo/methods/base.py: one forward per crop"),
+      ("views", 2, f"{aug}: two crops"),
+      ("views.view1.blur_p", 0.0, f"{aug} gaussian_blur.prob"),
+      ("views.view2.solarize_p", 0.2, f"{aug} solarization.prob (view 2)"),
+  )
+  config.recipe.departures = presets.SOLO_LEARN_DEPARTURES + (
+      ("-", "the projector's last BatchNorm keeps a learned scale; solo-learn's has no affine "
+            "parameters (BatchNorm1d(affine=False))"),)
   return config

@@ -46,4 +46,18 @@ def get_config():
   config.optimizer.weight_decay = 1e-6
   # The probe and kNN fit on the labelled `train` split, not on the unlabelled one.
   config.eval.train_split = "train"
+
+  paper = "Chen et al. 2020 (arXiv:2002.05709)"
+  config.recipe.source = (f"{paper} appendix A (augmentations) and B.1 (LARS); no published "
+                          "STL-10 recipe: batch, epochs and temperature are this file's choices")
+  config.recipe.source_values = (
+      ("optimizer", "lars (optax)", f"{paper} appendix B.1"),
+      ("method.temperature", 0.2, "solo-learn's STL-10 temperature"),
+      ("views.view1.brightness", 0.8, f"{paper} appendix A: colour strength 1.0"),
+      ("views.view1.blur_p", 0.5, f"{paper} appendix A"),
+  )
+  config.recipe.departures = (
+      ("views.view1.brightness", "colour strength 0.5 (default_view_config), not appendix A's 1.0"),
+      ("-", "crops are resampled bilinearly; SimCLR's crop_and_resize is bicubic"),
+  )
   return config

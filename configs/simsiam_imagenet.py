@@ -42,4 +42,24 @@ def get_config():
   # Evaluation: the paper's own linear evaluation (python -m sslax.evaluate.linear_eval;
   # settings and source: sslax/evaluate/linear_eval_recipes.py, "simsiam").
   config.linear_eval.recipe = "simsiam"
+  config.optimizer.decay_all_parameters = True
+  config.optimizer.fixed_lr_parts = ("predictor",)
+  presets.pil_blur(config)  # PIL GaussianBlur(radius=sigma) in the source
+
+  config.recipe.source = 'Chen & He 2021 (arXiv:2011.10566) Baseline settings; facebookresearch/simsiam main_simsiam.py'
+  config.recipe.source_values = (
+      ('batch_size', 512, 'main_simsiam.py -b 512'),
+      ('epochs', 100.0, 'paper Table 4: 100 epochs'),
+      ('warmup_epochs', 0.0, 'main_simsiam.py: no warm-up'),
+      ('lr_peak', 0.1, '--lr 0.05 x 512/256'),
+      ('optimizer', 'sgd', 'main_simsiam.py SGD'),
+      ('optimizer.weight_decay', 0.0001, '--wd 1e-4'),
+      ('optimizer.decay_all_parameters', True, 'main_simsiam.py: every parameter decayed'),
+      ('optimizer.fixed_lr_parts', ('predictor',), 'README command --fix-pred-lr'),
+      ('method.views_forward', 'per_view', 'builder.py: x1 and x2 through the network apart'),
+  )
+  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+      ('-',
+       "the projector's last BatchNorm keeps a learned scale; the official one has no affine parameters"),
+  )
   return config

@@ -36,4 +36,18 @@ def get_config():
   config.optimizer.nesterov = False
   config.optimizer.weight_decay = 5e-4
   config.optimizer.warmup_steps = 0
+
+  config.recipe.source = "kuangliu/pytorch-cifar main.py (the standard CIFAR ResNet-18 recipe)"
+  config.recipe.source_values = (
+      ("batch_size", 128, "main.py batch_size=128"),
+      ("epochs", 200.0, "main.py CosineAnnealingLR(T_max=200)"),
+      ("warmup_epochs", 0.0, "main.py: no warm-up"),
+      ("lr_peak", 0.1, "main.py --lr 0.1"),
+      ("optimizer", "sgd", "main.py SGD momentum 0.9"),
+      ("optimizer.weight_decay", 5e-4, "main.py weight_decay=5e-4"),
+  )
+  config.recipe.departures = (
+      ("-", "a random resized crop (0.6, 1) instead of a 4-pixel padded random crop; biases and "
+            "BatchNorm parameters undecayed"),
+  )
   return config

@@ -36,4 +36,22 @@ def get_config():
   config.optimizer.warmup_steps = 5 * steps_per_epoch
   # As configs/simclr_imagenet.py: the probe and kNN fit on the first 100k training
   # images, and raw pixels at 224x224x3 are no baseline.
+
+  config.recipe.source = 'Goyal et al. 2017 (arXiv:1706.02677); torchvision references/classification ResNet-50 recipe'
+  config.recipe.source_values = (
+      ('batch_size', 256, 'torchvision recipe: 32 x 8 GPUs'),
+      ('epochs', 90.0, '90 epochs'),
+      ('warmup_epochs', 5.0, 'Goyal et al. section 2.2'),
+      ('lr_peak', 0.1, '0.1 x 256/256'),
+      ('optimizer', 'sgd', 'SGD momentum 0.9'),
+      ('optimizer.weight_decay', 0.0001, '1e-4'),
+  )
+  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+      ('batch_size',
+       "batch 1024 (lr 0.4 by the linear rule, Goyal et al. cover 256 to 8k) is this file's choice"),
+      ('lr_peak',
+       '0.4: the linear rule at batch 1024'),
+      ('-',
+       'cosine decay to 0 instead of the step schedule; biases and BatchNorm parameters undecayed'),
+  )
   return config

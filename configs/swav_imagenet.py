@@ -16,8 +16,9 @@ batch (lr_scaling "none" here). Augmentations (src/multicropdataset.py): random 
 crop, flip, colour distortion of strength 1 (jitter 0.8, 0.8, 0.8, 0.2 with p 0.8,
 grayscale p 0.2), Gaussian blur p 0.5 with radius in (0.1, 2), on every crop.
 
-Departures: warm-up from 0 (official 0.3) and cosine to 0 (official 0.0048); LARS
-skips biases and BatchNorm parameters (LARC adapts and decays every tensor); no fp16.
+LARC is solo-learn's LARS unclipped on every tensor (lars_variant "solo_learn", the same
+step: apex LARC is where solo-learn's comes from). Departures: warm-up from 0 (official
+0.3) and cosine to 0 (official 0.0048); no fp16.
 """
 
 import ml_collections
@@ -54,4 +55,22 @@ def get_config():
   # Evaluation: the paper's own linear evaluation (python -m sslax.evaluate.linear_eval;
   # settings and source: sslax/evaluate/linear_eval_recipes.py, "swav").
   config.linear_eval.recipe = "swav"
+  config.optimizer.lars_variant = "solo_learn"  # apex LARC, clip False
+  config.optimizer.decay_all_parameters = True  # LARC adapts and decays every tensor
+  presets.pil_blur(config)  # PIL GaussianBlur(radius=sigma) in the source
+
+  config.recipe.source = 'facebookresearch/swav scripts/swav_800ep_pretrain.sh and main_swav.py (Caron et al. 2020, arXiv:2006.09882)'
+  config.recipe.source_values = (
+      ('batch_size', 4096, '64 GPUs x --batch_size 64'),
+      ('epochs', 800.0, '--epochs 800'),
+      ('warmup_epochs', 10.0, '--warmup_epochs 10'),
+      ('lr_peak', 4.8, '--base_lr 4.8, not batch-scaled'),
+      ('optimizer', 'lars (solo_learn)', 'main_swav.py LARC(clip=False) around SGD'),
+      ('optimizer.decay_all_parameters', True, 'main_swav.py: LARC over every parameter'),
+      ('optimizer.weight_decay', 1e-06, '--wd 0.000001'),
+  )
+  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+      ('-',
+       'warm-up from 0 (official --start_warmup 0.3) and cosine to 0 (official --final_lr 0.0048); no fp16'),
+  )
   return config

@@ -40,4 +40,22 @@ def get_config():
   # Evaluation: the paper's own linear evaluation (python -m sslax.evaluate.linear_eval;
   # settings and source: sslax/evaluate/linear_eval_recipes.py, "vicreg").
   config.linear_eval.recipe = "vicreg"
+  config.optimizer.lars_variant = "pytorch"  # the official LARS: momentum before the lr
+  presets.pil_blur(config)  # PIL GaussianBlur(radius=sigma) in the source
+
+  config.recipe.source = 'Bardes, Ponce, LeCun 2022 (arXiv:2105.04906); facebookresearch/vicreg main_vicreg.py and README'
+  config.recipe.source_values = (
+      ('batch_size', 2048, 'README: --batch-size 2048'),
+      ('epochs', 1000.0, 'README: --epochs 1000'),
+      ('warmup_epochs', 10.0, 'main_vicreg.py adjust_learning_rate: 10 warm-up epochs'),
+      ('lr_peak', 1.6, 'README: --base-lr 0.2 x 2048/256'),
+      ('optimizer', 'lars (pytorch)', 'main_vicreg.py LARS'),
+      ('optimizer.weight_decay', 1e-06, 'main_vicreg.py --wd 1e-6'),
+      ('method.halve_variance', True, "main_vicreg.py: std_loss halves each view's term"),
+      ('method.views_forward', 'per_view', 'main_vicreg.py: x and y through the backbone apart'),
+  )
+  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+      ('-',
+       'the cosine decays to 0 instead of to 1/1000 of the peak'),
+  )
   return config

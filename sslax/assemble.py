@@ -88,7 +88,8 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, *,
   config = config_lib.with_precision(with_dataset_facts(config, source))  # dtype policy -> backbone
   model = method.build(config)
   schedule = optim.learning_rate_schedule(config.optimizer, config.batch_size, config.total_steps)
-  tx = optim.make_optimizer(config.optimizer, schedule)
+  tx = optim.make_optimizer(config.optimizer, schedule,
+                           peak_lr=optim.scaled_learning_rate(config.optimizer, config.batch_size))
   state = parallel.replicate(step.initial_state(config, method, model, tx, source, init_from), mesh)
   views_fn = views_fn or step.make_views_fn(config, source)
   step_fn = parallel.sharded_step(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from sslax import budget, online_probe, optim
+from sslax import budget, online_probe, optim, recipe
 from sslax.data import augment, datasets
 from sslax.data.augment import default_view_config
 from sslax.errors import require
@@ -56,6 +56,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.method = ml_collections.ConfigDict(dict(name="simclr"))
   c.views = ml_collections.ConfigDict()   # view name -> augmentation config (sslax/data/augment.py)
   c.optimizer = optim.default_config()
+  # Paper configs: the source they follow and their departures from it (sslax/recipe.py).
+  c.recipe = recipe.default_config()
   # A wall-clock budget for pretraining (sslax/budget.py): with seconds > 0 the step count is
   # fixed from the speed measured on the first steps, at most total_steps; 0: off.
   c.budget = budget.default_config()
@@ -174,6 +176,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def _validate_optimizer(config: ml_collections.ConfigDict) -> None:
   _choice(config, "optimizer.name", optim.OPTIMIZERS)
   _choice(config, "optimizer.lr_scaling", optim.LR_SCALINGS)
+  variant = config.optimizer.get("lars_variant", "optax")
+  require(variant in optim.LARS_VARIANTS, "optimizer.lars_variant",
+          f"{variant!r} is not one of {sorted(optim.LARS_VARIANTS)}")
+  require(not config.optimizer.get("clip_lr", False)
+          or (config.optimizer.name == "lars" and variant == "solo_learn"),
+          "optimizer.clip_lr", "clips solo-learn's LARS only: set optimizer.name=lars and "
+          "optimizer.lars_variant=solo_learn, or clip_lr=False")
   require(config.optimizer.base_lr > 0, "optimizer.base_lr", "must be > 0")
   require(config.optimizer.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0")
   require(config.optimizer.warmup_steps >= 0, "optimizer.warmup_steps", "must be >= 0")

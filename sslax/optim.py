@@ -6,6 +6,10 @@ cosine. Weight decay and the LARS trust ratio skip biases and normalization
 parameters (SimCLR appendix B.1; BYOL section 3.3): `optax.lars` would otherwise
 decay and trust-scale every leaf. Fine-tuning may lower the learning rate of the
 layers near the input (`scale_by_layer_decay`, BEiT / MAE).
+
+LARS comes in the three forms the sources step: optax.lars (official SimCLR and BYOL),
+`lars` (solo-learn and apex LARC, optionally clipped) and `pytorch_lars` (official Barlow
+Twins, VICReg, MoCo v3); optimizer.lars_variant picks one.
 """
 
 from __future__ import annotations
@@ -19,6 +23,11 @@ import ml_collections
 import optax
 
 OPTIMIZERS = ("sgd", "adamw", "lars")
+# optimizer.lars_variant: "optax" is optax.lars, the official SimCLR / BYOL LARS (momentum
+# after the learning rate, ratio ||p|| / ||g + wd p||); "solo_learn" is `lars` below, with
+# optimizer.clip_lr as solo-learn's `clip_lars_lr`; "pytorch" is `pytorch_lars`, the official
+# Barlow Twins / VICReg / MoCo v3 LARS (optax's ratio, momentum before the learning rate).
+LARS_VARIANTS = ("optax", "solo_learn", "pytorch")
 LR_SCALINGS = ("linear", "sqrt", "none")
 
 # Flax names the parameters of Dense/Conv biases and of BatchNorm/LayerNorm/GroupNorm
@@ -48,11 +57,12 @@ def scaled_learning_rate(cfg: ml_collections.ConfigDict, global_batch: int) -> f
 
 def learning_rate_schedule(cfg: ml_collections.ConfigDict, global_batch: int,
                            total_steps: int) -> optax.Schedule:
-  """Linear warmup from 0 over cfg.warmup_steps, then cosine decay to 0 at total_steps."""
+  """Linear warmup from cfg.warmup_start_lr (0; solo-learn: 3e-5) over cfg.warmup_steps,
+  then cosine decay to 0 at total_steps."""
   peak = scaled_learning_rate(cfg, global_batch)
   warmup = min(cfg.warmup_steps, max(total_steps - 1, 0))
   return optax.warmup_cosine_decay_schedule(
-      init_value=0.0, peak_value=peak, warmup_steps=warmup,
+      init_value=cfg.get("warmup_start_lr", 0.0), peak_value=peak, warmup_steps=warmup,
       decay_steps=max(total_steps, warmup + 1), end_value=0.0)
 
 
@@ -70,12 +80,31 @@ def clip_by_tensor_norm(max_norm: float) -> optax.GradientTransformation:
   return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-def make_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:
+def make_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule,
+                   peak_lr: float | None = None) -> optax.GradientTransformation:
   """cfg.name in OPTIMIZERS; weight decay masked by `decay_mask`; with
   cfg.clip_grad_per_tensor > 0 the gradients are first clipped per tensor
   (`clip_by_tensor_norm`), before weight decay is added, as in PyTorch; with
-  cfg.layer_decay < 1 each layer's update is scaled by `scale_by_layer_decay`."""
-  tx = _optimizer(cfg, schedule)
+  cfg.layer_decay < 1 each layer's update is scaled by `scale_by_layer_decay`.
+  The top-level parameter groups named in cfg.fixed_lr_parts (SimSiam's "predictor",
+  official `--fix-pred-lr`, solo-learn's `static_lr`) keep `peak_lr` throughout, the same
+  optimizer otherwise."""
+  fixed = tuple(cfg.get("fixed_lr_parts", ()))
+  if fixed:
+    if peak_lr is None:
+      raise ValueError("optimizer.fixed_lr_parts needs make_optimizer's peak_lr")
+    def labels(params):
+      unknown = sorted(set(fixed) - set(params))
+      if unknown:
+        raise ValueError(f"optimizer.fixed_lr_parts {unknown}: no such top-level parameter group; "
+                         f"the model has {sorted(params)}")
+      return {k: jax.tree.map(lambda _, k=k: "fixed" if k in fixed else "scheduled", v)
+              for k, v in params.items()}
+    tx = optax.multi_transform(
+        {"scheduled": _optimizer(cfg, schedule),
+         "fixed": _optimizer(cfg, optax.constant_schedule(peak_lr))}, labels)
+  else:
+    tx = _optimizer(cfg, schedule)
   layer_decay = cfg.get("layer_decay", 1.0)
   if layer_decay != 1.0:  # after the optimizer: scaling its update is scaling the lr
     tx = optax.chain(tx, scale_by_layer_decay(layer_decay))
@@ -83,18 +112,32 @@ def make_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule) -> 
   return optax.chain(clip_by_tensor_norm(clip), tx) if clip > 0 else tx
 
 
+def _every_parameter(params: Any) -> Any:
+  return jax.tree.map(lambda _: True, params)
+
+
 def _optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:
+  # decay_all_parameters: weight decay (and the LARS ratio) on biases and norms too, as the
+  # official MoCo v2 and SimSiam SGD, and solo-learn's SGD, do.
+  mask = _every_parameter if cfg.get("decay_all_parameters", False) else decay_mask
+  if cfg.name == "lars" and cfg.get("lars_variant", "optax") == "solo_learn":
+    return lars(schedule, weight_decay=cfg.weight_decay, momentum=cfg.momentum,
+                trust_coefficient=cfg.trust_coefficient, clip_lr=cfg.get("clip_lr", False),
+                mask=mask)
+  if cfg.name == "lars" and cfg.get("lars_variant", "optax") == "pytorch":
+    return pytorch_lars(schedule, weight_decay=cfg.weight_decay, momentum=cfg.momentum,
+                        trust_coefficient=cfg.trust_coefficient, mask=mask)
   if cfg.name == "lars":
     return optax.lars(
-        schedule, weight_decay=cfg.weight_decay, weight_decay_mask=decay_mask,
-        trust_coefficient=cfg.trust_coefficient, trust_ratio_mask=decay_mask,
+        schedule, weight_decay=cfg.weight_decay, weight_decay_mask=mask,
+        trust_coefficient=cfg.trust_coefficient, trust_ratio_mask=mask,
         momentum=cfg.momentum)
   if cfg.name == "sgd":
     return optax.chain(
-        optax.add_decayed_weights(cfg.weight_decay, mask=decay_mask),
+        optax.add_decayed_weights(cfg.weight_decay, mask=mask),
         optax.sgd(schedule, momentum=cfg.momentum, nesterov=cfg.nesterov))
   if cfg.name == "adamw":
-    return optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay, mask=decay_mask)
+    return optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay, mask=mask)
   raise ValueError(f"optimizer.name={cfg.name!r} is not one of {OPTIMIZERS}")
 
 
@@ -102,9 +145,118 @@ def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       name="lars", base_lr=0.3, lr_scaling="linear", warmup_steps=10, weight_decay=1e-6,
       momentum=0.9, nesterov=False, trust_coefficient=0.001, b1=0.9, b2=0.999,
+      warmup_start_lr=0.0,   # the warm-up's first learning rate (solo-learn: 3e-5)
+      decay_all_parameters=False,  # True: decay biases and norm parameters too
+      fixed_lr_parts=(),     # top-level parameter groups kept at the peak lr (SimSiam: predictor)
+      lars_variant="optax",  # LARS_VARIANTS: "solo_learn" for solo-learn's configs
+      clip_lr=False,         # solo_learn LARS: the layer's rate lr * ratio capped at lr
       clip_grad_per_tensor=0.0,  # > 0: each gradient tensor's norm clipped to it (DINO)
       layer_decay=1.0))  # < 1: layer-wise lr decay, `scale_by_layer_decay` (fine-tuning)
 
+
+# ----------------------------------------------------------------------------
+# solo-learn's LARS (vturrisi/solo-learn, solo/utils/lars.py, from Lightning Bolts).
+# ----------------------------------------------------------------------------
+
+class LarsState(NamedTuple):
+  count: jax.Array   # int32 scalar: steps taken, the schedule's argument
+  momentum: Any      # the momentum buffer, same tree as the parameters
+
+
+def lars(learning_rate: float | optax.Schedule, *, weight_decay: float = 0.0,
+         momentum: float = 0.9, trust_coefficient: float = 0.001, clip_lr: bool = False,
+         mask: Any = True, eps: float = 1e-8) -> optax.GradientTransformation:
+  """LARS as solo-learn steps it, for each parameter p with gradient g at step t:
+
+    where mask is True and ||p|| > 0 and ||g|| > 0:
+      r = trust_coefficient * ||p|| / (||g|| + weight_decay * ||p|| + eps)
+      r = min(r / lr_t, 1)            with clip_lr
+      d = r * (g + weight_decay * p)
+    elsewhere d = g (no decay, no scaling)
+    buf = momentum * buf + d          (buf starts at 0, so the first buf is d)
+    update = -lr_t * buf
+
+  `mask` is a tree of booleans shaped like the parameters, a callable returning one, or a
+  single bool, as Optax masks are. Two differences from `optax.lars`, which follows the
+  official SimCLR/BYOL LARS: the ratio's denominator is ||g|| + wd ||p||, not
+  ||g + wd p||; and momentum accumulates the update *before* the learning rate, so a
+  changing lr_t rescales the whole buffer. With clip_lr the per-layer rate lr_t * r is
+  capped at lr_t. Written here because optax has neither the clip nor that order.
+  """
+  schedule = learning_rate if callable(learning_rate) else optax.constant_schedule(learning_rate)
+
+  def init(params):
+    return LarsState(count=jnp.zeros([], jnp.int32),
+                     momentum=jax.tree.map(jnp.zeros_like, params))
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("sslax.optim.lars needs the params (weight decay and the trust ratio)")
+    lr = jnp.asarray(schedule(state.count), jnp.float32)
+    masks = mask(params) if callable(mask) else mask
+    if isinstance(masks, bool):
+      masks = jax.tree.map(lambda _: masks, params)
+
+    def direction(g, p, adapt):
+      if not adapt:
+        return g
+      p_norm = jnp.linalg.norm(p.ravel().astype(jnp.float32))
+      g_norm = jnp.linalg.norm(g.ravel().astype(jnp.float32))
+      ratio = trust_coefficient * p_norm / (g_norm + weight_decay * p_norm + eps)
+      if clip_lr:  # lr_t = 0 (warm-up start): ratio / 0 = inf, clipped to 1
+        ratio = jnp.minimum(ratio / lr, 1.0)
+      scaled = (ratio * (g + weight_decay * p)).astype(g.dtype)
+      return jnp.where((p_norm > 0) & (g_norm > 0), scaled, g)
+
+    d = jax.tree.map(direction, updates, params, masks)
+    buf = jax.tree.map(lambda b, x: momentum * b + x, state.momentum, d)
+    new_updates = jax.tree.map(lambda b: (-lr * b).astype(b.dtype), buf)
+    return new_updates, LarsState(count=optax.safe_increment(state.count), momentum=buf)
+
+  return optax.GradientTransformation(init, update)
+
+
+def pytorch_lars(learning_rate: float | optax.Schedule, *, weight_decay: float = 0.0,
+                 momentum: float = 0.9, trust_coefficient: float = 0.001,
+                 mask: Any = True) -> optax.GradientTransformation:
+  """The LARS of the official Barlow Twins, VICReg and MoCo v3 code (barlowtwins/main.py,
+  vicreg/main_vicreg.py, moco-v3/moco/optimizer.py), for each parameter p, gradient g:
+
+    where mask is True: d = g + weight_decay * p,
+                        d = d * trust_coefficient ||p|| / ||d||  if ||p|| > 0 and ||d|| > 0
+    elsewhere d = g
+    buf = momentum * buf + d;  update = -lr_t * buf
+
+  optax.lars has the same ratio but applies momentum after the learning rate."""
+  schedule = learning_rate if callable(learning_rate) else optax.constant_schedule(learning_rate)
+
+  def init(params):
+    return LarsState(count=jnp.zeros([], jnp.int32), momentum=jax.tree.map(jnp.zeros_like, params))
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("sslax.optim.pytorch_lars needs the params (weight decay and the trust ratio)")
+    lr = jnp.asarray(schedule(state.count), jnp.float32)
+    masks = mask(params) if callable(mask) else mask
+    if isinstance(masks, bool):
+      masks = jax.tree.map(lambda _: masks, params)
+
+    def direction(g, p, adapt):
+      if not adapt:
+        return g
+      d = g + weight_decay * p
+      p_norm = jnp.linalg.norm(p.ravel().astype(jnp.float32))
+      d_norm = jnp.linalg.norm(d.ravel().astype(jnp.float32))
+      ratio = jnp.where((p_norm > 0) & (d_norm > 0),
+                        trust_coefficient * p_norm / jnp.where(d_norm > 0, d_norm, 1.0), 1.0)
+      return (ratio * d).astype(g.dtype)
+
+    d = jax.tree.map(direction, updates, params, masks)
+    buf = jax.tree.map(lambda b, x: momentum * b + x, state.momentum, d)
+    new_updates = jax.tree.map(lambda b: (-lr * b).astype(b.dtype), buf)
+    return new_updates, LarsState(count=optax.safe_increment(state.count), momentum=buf)
+
+  return optax.GradientTransformation(init, update)
 
 # ----------------------------------------------------------------------------
 # Layer-wise learning-rate decay (fine-tuning): BEiT (Bao et al. 2022), MAE (He et al. 2022).

@@ -159,3 +159,89 @@ def cifar10_resnet18(method: ml_collections.ConfigDict, *, batch_size: int, epoc
   config.online_probe.enabled = True
   config.diagnostics.enabled = True
   return config, steps_per_epoch
+
+
+SOLO_LEARN = "vturrisi/solo-learn"
+# What every solo-learn CIFAR-10 run shares and no yaml spells out: defaults of
+# solo/args/pretrain.py (lr x batch/256, SGD/LARS momentum 0.9) and solo/methods/base.py
+# (warmup_cosine: 10 warm-up epochs from 3e-5, per step; exclude_bias_n_norm_wd False),
+# torchvision's resnet18 (zero_init_residual False) and bicubic crops
+# (solo/data/pretrain_dataloader.py).
+SOLO_LEARN_DEFAULTS = "solo/args/pretrain.py, solo/methods/base.py defaults"
+
+
+def solo_learn_cifar10(method: ml_collections.ConfigDict, *, optimizer: str, lr: float,
+                       weight_decay: float) -> tuple[ml_collections.ConfigDict, int]:
+  """`cifar10_resnet18` at solo-learn's shared settings: batch 256, 1000 epochs, `optimizer`
+  ("lars": solo-learn's LARS, eta 0.02, clipped, biases and norms excluded, as every LARS
+  yaml of scripts/pretrain/cifar sets; "sgd" or "adamw": every parameter decayed), lr x batch/256,
+  momentum 0.9, 10 warm-up epochs from 3e-5 then cosine, the last BN of each residual block
+  initialized to 1 (torchvision). -> (config, steps per epoch)."""
+  config, steps_per_epoch = cifar10_resnet18(method, batch_size=256, epochs=1000)
+  config.model.zero_init_last_bn = False
+  opt = config.optimizer
+  opt.name = optimizer
+  opt.base_lr = lr
+  opt.lr_scaling = "linear"
+  opt.momentum = 0.9
+  opt.weight_decay = weight_decay
+  opt.warmup_steps = 10 * steps_per_epoch
+  opt.warmup_start_lr = 3e-5
+  if optimizer == "lars":
+    opt.lars_variant = "solo_learn"
+    opt.clip_lr = True
+    opt.trust_coefficient = 0.02
+  else:
+    opt.decay_all_parameters = True
+  return config, steps_per_epoch
+
+
+def solo_learn_values(yaml: str, *, optimizer: str, lr: float, weight_decay: float) -> tuple:
+  """The config.recipe.source_values rows every solo-learn CIFAR-10 config shares."""
+  where = f"scripts/pretrain/cifar/{yaml}"
+  rows = [("batch_size", 256, f"{where} optimizer.batch_size"),
+          ("epochs", 1000.0, f"{where} max_epochs"),
+          ("warmup_epochs", 10.0, f"{SOLO_LEARN_DEFAULTS}: scheduler.warmup_epochs"),
+          ("optimizer.warmup_start_lr", 3e-5, f"{SOLO_LEARN_DEFAULTS}: scheduler.warmup_start_lr"),
+          ("lr_peak", lr, f"{where} optimizer.lr x 256/256"),
+          ("optimizer.weight_decay", weight_decay, f"{where} optimizer.weight_decay"),
+          ("optimizer.momentum", 0.9, f"{SOLO_LEARN_DEFAULTS}: optimizer.kwargs.momentum"),
+          ("model.name", "resnet18", f"{where} backbone.name"),
+          ("model.zero_init_last_bn", False, "torchvision resnet18 zero_init_residual=False")]
+  if optimizer == "lars":
+    rows += [("optimizer", "lars (solo_learn, clip_lr)", f"{where} optimizer.kwargs.clip_lr True; "
+              "solo/utils/lars.py"),
+             ("optimizer.trust_coefficient", 0.02, f"{where} optimizer.kwargs.eta")]
+  else:
+    rows += [("optimizer", optimizer, f"{where} optimizer.name"),
+             ("optimizer.decay_all_parameters", True, "solo/methods/base.py exclude_bias_n_norm_wd False")]
+  return tuple(rows)
+
+
+# Departures every solo-learn CIFAR-10 config keeps: the input pipeline's crop (bilinear,
+# on the device) is owned by sslax/data; the frozen evaluation is sslax's own protocol.
+SOLO_LEARN_DEPARTURES = (
+    ("-", "crops are resampled bilinearly on the device; solo-learn's torchvision "
+          "RandomResizedCrop is bicubic (solo/data/pretrain_dataloader.py)"),
+    ("-", "evaluation: sslax's frozen protocols (config.eval); solo-learn's table is its "
+          "linear classifier on the 1000-epoch backbone"),
+)
+
+
+# Departures of every ImageNet config that other parts of sslax own; one line each here so
+# that the change that closes one deletes one line (the recipe card prints them).
+IMAGENET_PIPELINE_DEPARTURE = (
+    "-", "input: each image is resized (shorter side 224) and centre-cropped on the host before "
+         "the random resized crop; the sources crop from the full image and evaluate on a "
+         "resize-256 / centre-224 crop")
+IMAGENET_EVAL_DEPARTURE = (
+    "-", "evaluation: config.eval's frozen protocols on the first 100k training images, not the "
+         "paper's linear evaluation (SGD with crop and flip on the whole split, 90-100 epochs)")
+IMAGENET_DEPARTURES = (IMAGENET_PIPELINE_DEPARTURE, IMAGENET_EVAL_DEPARTURE)
+
+
+def pil_blur(config: ml_collections.ConfigDict) -> None:
+  """Every view's blur kernel from its sigma, as PIL's GaussianBlur(radius=sigma) of the
+  PyTorch sources (MoCo, SimSiam, Barlow Twins, VICReg, DINO, SwAV, solo-learn)."""
+  for view in config.views.values():
+    view.blur_kernel = "sigma"

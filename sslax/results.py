@@ -353,7 +353,7 @@ def markdown(name: str, table: Table, agg: dict, seeds: list[int], *, command: s
   lines += ["", "## Published numbers for the paper-scale configs", ""]
   if entries:
     lines += ["What each row's paper-scale recipe reaches at the scale it was written for "
-              "(ImageNet-1k, from sslax/published.py); not comparable with the CPU numbers above.", "",
+              "(ImageNet-1k or CIFAR-10, from sslax/published.py); not comparable with the CPU numbers above.", "",
               published.markdown(entries)]
   else:
     lines.append("No paper-scale config of these rows has a published number in sslax/published.py.")

@@ -296,6 +296,24 @@ def test_blur_matches_numpy(radius):
   np.testing.assert_array_equal(A._gaussian_blur(jnp.asarray(x), jnp.float32(1e-3), radius), x)
 
 
+def test_blur_kernel_from_sigma_spreads_as_the_sigma_says():
+  """blur_kernel "sigma": radius ceil(3 sigma_max), 6 at sigma 2 whatever the side; the
+  fraction rule gives 1 at 32 px. An impulse blurred at sigma 2 has variance ~ 4 (the
+  3-sigma cut loses < 3% of it), the 3-tap kernel far less."""
+  sigma_view = A.default_view_config(blur_kernel="sigma", blur_sigma=(0.1, 2.0))
+  assert A._blur_radius(sigma_view, 32) == 6
+  assert A._blur_radius(A.default_view_config(), 32) == 1
+  impulse = np.zeros((32, 32, 1), np.float32)
+  impulse[16, 16] = 1.0
+  offsets = np.arange(32) - 16.0
+
+  def variance(radius):
+    profile = np.asarray(A._gaussian_blur(jnp.asarray(impulse), jnp.float32(2.0), radius))[:, 16, 0]
+    return float(np.sum(profile * offsets**2) / np.sum(profile))
+  assert variance(A._blur_radius(sigma_view, 32)) == pytest.approx(4.0, rel=0.03)
+  assert variance(1) < 1.0
+
+
 def test_crop_box_ranges():
   height, width = 300, 200
   scale, ratio = (0.08, 1.0), (3 / 4, 4 / 3)

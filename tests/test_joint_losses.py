@@ -170,6 +170,15 @@ def test_vicreg_matches_official_formula():
                              vicreg_reference(z1, z2, 1.0, 3.0, 7.0), rtol=1e-5)
 
 
+def test_vicreg_variance_not_halved_matches_solo_learn():
+  """solo-learn's variance_loss sums the two views' hinge terms: official std_loss * 2."""
+  z1, z2 = _normal(6, 16, 6, scale=0.5), _normal(7, 16, 6, scale=1.5)
+  halved = vicreg_reference(z1, z2, 0.0, 1.0, 0.0)  # the variance term alone, official
+  np.testing.assert_allclose(float(losses.vicreg_loss(z1, z2, 0.0, 1.0, 0.0, halve_variance=False)),
+                             2 * halved, rtol=1e-5)
+  assert halved > 0  # the hinge is active, so the factor is tested
+
+
 def test_moco_infonce_matches_paper_definition():
   q, k = _normal(8, 10, 8), _normal(9, 10, 8)
   queue = _normal(10, 24, 8)

@@ -56,11 +56,13 @@ def read_losses(workdir) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in map(json.loads, f)}
 
 
+@pytest.mark.parametrize("views_forward", ["concatenated", "per_view"])
 @pytest.mark.parametrize("name", METHODS)
-def test_same_losses_on_1_and_8_devices(name, data_dir, tmp_path):
+def test_same_losses_on_1_and_8_devices(name, views_forward, data_dir, tmp_path):
   runs = {}
   for devices in (1, 8):
     config = method_config(name, data_dir)
+    config.method.views_forward = views_forward  # each view's BatchNorm statistics global too
     config.num_devices = devices
     workdir = str(tmp_path / f"d{devices}")
     train.train(config, workdir)
@@ -100,3 +102,32 @@ def test_simsiam_gradient_reaches_predictor_and_encoder(data_dir):
   for part in ("encoder", "projector", "predictor"):
     norms = [float(jnp.linalg.norm(g)) for g in jax.tree.leaves(grads[part])]
     assert max(norms) > 0, f"no gradient reaches the {part}"
+
+
+def test_per_view_forward_normalizes_each_view_by_its_own_statistics():
+  """networks.apply_to_views(per_view=True) equals one train-mode call per view, the
+  running statistics threaded through in view order; concatenated differs (shared stats)."""
+  import flax.linen as nn
+
+  from sslax.methods.common import networks
+
+  class Net(nn.Module):
+    @nn.compact
+    def __call__(self, x, train=True):
+      return nn.BatchNorm(use_running_average=not train, momentum=0.9)(nn.Dense(3)(x))
+
+  model = Net()
+  rng = np.random.default_rng(0)
+  view1 = jnp.asarray(rng.normal(size=(8, 4)), jnp.float32)
+  view2 = jnp.asarray(3.0 + 2.0 * rng.normal(size=(8, 4)), jnp.float32)
+  variables = model.init(jax.random.key(0), view1)
+  (out1, out2), stats = networks.apply_to_views(model, variables, [view1, view2], per_view=True)
+  want1, s1 = model.apply(variables, view1, mutable=["batch_stats"])
+  want2, s2 = model.apply({**variables, **s1}, view2, mutable=["batch_stats"])
+  np.testing.assert_allclose(out1, want1, rtol=1e-6)
+  np.testing.assert_allclose(out2, want2, rtol=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), stats, s2["batch_stats"])
+  # each output is standardized by its own view's statistics
+  np.testing.assert_allclose(np.asarray(out2).mean(0), 0.0, atol=1e-5)
+  (shared1, shared2), _ = networks.apply_to_views(model, variables, [view1, view2])
+  assert abs(float(np.asarray(shared2).mean())) > 0.1  # shared statistics leave view 2 offset

@@ -118,9 +118,11 @@ def test_table_from_fabricated_runs(tmp_path):
 
   # The papers' numbers for these rows' paper-scale configs, with their sources.
   assert "## Published numbers for the paper-scale configs" in text
-  assert ("| simclr | `configs/simclr_imagenet.py` (100) | ResNet-50 | linear probe | 1000 | 69.3% | "
-          "Chen et al. 2020, SimCLR, Table 6, arXiv:2002.05709 |") in text
-  assert "| mae | `configs/mae_imagenet.py` (800) | ViT-B/16 | fine-tune | 1600 | 83.6% |" in text
+  assert ("| simclr | `configs/simclr_imagenet.py` (100) | ResNet-50 | linear probe | 1000 | ImageNet-1k | "
+          "69.3% | Chen et al. 2020, SimCLR, Table 6, arXiv:2002.05709 |  |") in text
+  assert ("| simclr | `configs/simclr_cifar10.py` (1000) | ResNet-18 (CIFAR stem) | linear (solo-learn) | "
+          "1000 | CIFAR-10 | 90.74% |") in text
+  assert "| mae | `configs/mae_imagenet.py` (800) | ViT-B/16 | fine-tune | 1600 | ImageNet-1k | 83.6% |" in text
   assert "byol" not in text.split("## Published")[1]  # only the table's rows
 
   rows = {r["row"]: r for r in csv.DictReader(io.StringIO(results.csv_text(agg)))}
@@ -276,12 +278,16 @@ def test_published_numbers_name_existing_configs_and_their_length():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     config = module.get_config()
-    per_epoch = presets.IMAGENET_TRAIN_EXAMPLES // config.batch_size
+    examples = {"ImageNet-1k": presets.IMAGENET_TRAIN_EXAMPLES,
+                "CIFAR-10": presets.CIFAR10_TRAIN_EXAMPLES}[entry.dataset]
+    per_epoch = examples // config.batch_size
     assert config.total_steps / per_epoch == entry.config_epochs, entry
     assert re.fullmatch(r"\d{4}\.\d{5}", entry.arxiv) and 0 < entry.top1 < 100
     listed.add(os.path.basename(entry.config))
   imagenet = {f for f in os.listdir(os.path.join(REPO, "configs")) if f.endswith("_imagenet.py")}
   assert imagenet - listed == {"supervised_imagenet.py", "colorization_imagenet.py"}
+  cifar = {f for f in os.listdir(os.path.join(REPO, "configs")) if f.endswith("_cifar10.py")}
+  assert cifar - listed == {"supervised_cifar10.py", "colorization_cifar10.py", "mae_cifar10.py"}
   assert {e.method for e in published.PUBLISHED} <= {r.label for t in reproduce.TABLES.values() for r in t.rows}
 
 

@@ -20,7 +20,7 @@ from sslax.data import pipeline
 from sslax.methods import get_method
 from tests.helpers import tiny_config, write_tiny_fashion_mnist
 
-STATEFUL = ("byol", "moco_v2", "moco_v3")
+STATEFUL = ("byol", "moco_v2", "moco_v2_symmetric", "moco_v3")  # the last two forward per view
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,9 @@ def method_config(name: str, data_dir: str):
   """tiny_config with `name`'s defaults, tiny heads and a queue of 3 global batches, so
   4 steps wrap around it."""
   config = tiny_config(data_dir)
-  config.method = get_method(name).defaults()
+  config.method = get_method(name.removesuffix("_symmetric")).defaults()
+  if name.endswith("_symmetric"):  # solo-learn's MoCo v2+: two queues, both directions
+    config.method.symmetric = True
   config.method.projector_hidden = (32,)
   config.method.projector_dim = 16
   if "predictor_hidden" in config.method:
@@ -89,7 +91,7 @@ def test_target_follows_its_recursion_over_one_step(name, data_dir, tmp_path):
   target covers the encoder and projector (MoCo v2: its whole key network)."""
   config = method_config(name, data_dir)
   config.total_steps = 1
-  method = get_method(name)
+  method = get_method(config.method.name)
   model = method.build(config)
   schedule = optim.learning_rate_schedule(config.optimizer, config.batch_size, config.total_steps)
   initial = step_lib.initial_state(config, method, model, optim.make_optimizer(config.optimizer, schedule), 1)

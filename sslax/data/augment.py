@@ -93,10 +93,13 @@ def default_view_config(**overrides) -> ml_collections.ConfigDict:
           # the fixed order brightness, contrast, saturation, hue.
           jitter_random_order=True,
           gray_p=0.2,
-          # Gaussian blur: sigma ~ U(blur_sigma) in output pixels, kernel side
-          # blur_kernel_frac * out_size (SimCLR: out_size // 10), made odd.
+          # Gaussian blur: sigma ~ U(blur_sigma) in output pixels. blur_kernel "fraction":
+          # kernel side blur_kernel_frac * out_size made odd (SimCLR's TF code and BYOL:
+          # out_size // 10); "sigma": radius ceil(3 * max sigma), no size cap, as PIL's
+          # GaussianBlur(radius=sigma) of the PyTorch sources (MoCo, solo-learn, ...).
           blur_p=0.5,
           blur_sigma=(0.1, 2.0),
+          blur_kernel="fraction",
           blur_kernel_frac=0.1,
           solarize_p=0.0,
           solarize_threshold=0.5,
@@ -121,6 +124,8 @@ def validate_view(view: ml_collections.ConfigDict, key: str) -> None:
   """Raises ConfigError for a view config (at config.KEY) that cannot work."""
   for prob in [k for k in view.keys() if k.endswith("_p")]:
     require(0.0 <= view[prob] <= 1.0, f"{key}.{prob}", f"a probability in [0, 1], got {view[prob]}")
+  require(view.get("blur_kernel", "fraction") in BLUR_KERNELS, f"{key}.blur_kernel",
+          f"{view.get('blur_kernel')!r} is not one of {list(BLUR_KERNELS)}")
   lo, hi = view.crop_scale
   require(0 < lo <= hi <= 1, f"{key}.crop_scale", f"needs 0 < min <= max <= 1, got {(lo, hi)}")
   interpolation = view.get("interpolation", "bilinear")
@@ -433,9 +438,18 @@ def _blur_axis0_band(x: jax.Array, taps: jax.Array, radius: int) -> jax.Array:
   return jnp.tensordot(band, x, axes=1)
 
 
+BLUR_KERNELS = ("fraction", "sigma")
+
+
 def _blur_radius(cfg, out_size: int) -> int:
-  """SimCLR: kernel = int(frac * side), radius = kernel // 2 (kernel 2r + 1)."""
-  radius = int(cfg.blur_kernel_frac * out_size) // 2
+  """"fraction" (SimCLR): kernel = int(frac * side), radius = kernel // 2 (kernel 2r + 1).
+  "sigma": radius ceil(3 * the largest sigma), where a Gaussian's taps fall below 1.2% of
+  its peak: the whole kernel at any side (3 taps at 32 px under "fraction" made sigma 2
+  act like sigma 0.8)."""
+  if cfg.get("blur_kernel", "fraction") == "sigma":
+    radius = math.ceil(3 * cfg.blur_sigma[1])
+  else:
+    radius = int(cfg.blur_kernel_frac * out_size) // 2
   return min(radius, out_size - 1)  # reflect padding needs radius < side
 
 

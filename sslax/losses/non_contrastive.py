@@ -83,12 +83,13 @@ def barlow_twins_loss(z1: jax.Array, z2: jax.Array, lambd: float = 0.0051,
 
 def vicreg_loss(z1: jax.Array, z2: jax.Array, sim_coeff: float = 25.0,
                 std_coeff: float = 25.0, cov_coeff: float = 1.0,
-                axis_name: str | None = None) -> jax.Array:
+                axis_name: str | None = None, halve_variance: bool = True) -> jax.Array:
   """VICReg: variance-invariance-covariance regularization (Bardes et al. 2022, eqs. 1-6).
 
   Follows the official code (facebookresearch/vicreg, main_vicreg.py):
     invariance = MSE(z1, z2), mean over the batch and the dimensions;
-    variance   = mean_d relu(1 - sqrt(Var(z1_d) + 1e-4)) / 2 + the same for z2;
+    variance   = mean_d relu(1 - sqrt(Var(z1_d) + 1e-4)) / 2 + the same for z2
+                 (halve_variance=False: without the / 2, as solo-learn's solo/losses/vicreg.py);
     covariance = sum_{i != j} Cov(z1)_ij^2 / dim + the same for z2;
     loss = sim_coeff * invariance + std_coeff * variance + cov_coeff * covariance.
   Var and Cov are unbiased (divide by global_batch - 1) over the global batch.
@@ -122,6 +123,6 @@ def vicreg_loss(z1: jax.Array, z2: jax.Array, sim_coeff: float = 25.0,
 
   std1, cov1 = variance_and_covariance(z1)
   std2, cov2 = variance_and_covariance(z2)
-  variance = std1 / 2 + std2 / 2
+  variance = (std1 + std2) / 2 if halve_variance else std1 + std2
   covariance = cov1 + cov2
   return sim_coeff * invariance + std_coeff * variance + cov_coeff * covariance

@@ -9,8 +9,10 @@ Projector (paper section 2 and the official code, facebookresearch/barlowtwins):
 output (its bias is removed again by the loss's standardization, which stands in
 for the official affine-free BatchNorm on the embeddings).
 
-Both views go through the network in one call, so BatchNorm statistics cover both
-views of the global batch (synced over devices by `bn_axis_name`), as simclr.py does.
+Each view goes through the network on its own (views_forward="per_view", the source's way),
+so each view is normalized by its own BatchNorm statistics over the global batch (synced
+over devices); "concatenated" shares them between the views, as SimCLR does.
+`scale_loss` multiplies the loss (solo-learn's CIFAR-10 barlow.yaml: 0.1; official: 1).
 """
 
 from __future__ import annotations
@@ -19,8 +21,14 @@ import flax.linen as nn
 import ml_collections
 
 from sslax import losses
+from sslax.errors import require
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
-from sslax.methods.common.networks import embed_views, encoder_with_projector
+from sslax.methods.common.networks import (
+  check_views_forward,
+  embed_views,
+  encoder_with_projector,
+  forwards_per_view,
+)
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -29,7 +37,14 @@ def defaults() -> ml_collections.ConfigDict:
       lambd=0.0051,                   # off-diagonal weight (paper section 2, ~1/dim)
       projector_hidden=(8192, 8192),  # paper: 3 layers, 8192 wide
       projector_dim=8192,
+      scale_loss=1.0,                 # the official code's; solo-learn's CIFAR-10 yaml: 0.1
+      views_forward="per_view",       # official main.py: y1 and y2 through the network apart
   ))
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  check_views_forward(config)
+  require(config.method.scale_loss > 0, "method.scale_loss", "must be > 0 (solo-learn's CIFAR-10: 0.1)")
 
 
 def build(config: ml_collections.ConfigDict) -> nn.Module:
@@ -39,8 +54,10 @@ def build(config: ml_collections.ConfigDict) -> nn.Module:
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
          config: ml_collections.ConfigDict, axis_name: str | None):
   cfg = config.method
-  (z1, z2), batch_stats = embed_views(model, variables, inputs.views)
-  return losses.barlow_twins_loss(z1, z2, cfg.lambd, axis_name=axis_name), LossAux(batch_stats, {})
+  (z1, z2), batch_stats = embed_views(model, variables, inputs.views,
+                                      per_view=forwards_per_view(config))
+  value = cfg.scale_loss * losses.barlow_twins_loss(z1, z2, cfg.lambd, axis_name=axis_name)
+  return value, LossAux(batch_stats, {})
 
 
-METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2)
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2, validate=validate)

@@ -15,8 +15,9 @@ The target update is the Optax transform `sslax.optim.ema_target` on
 method state, saved in every checkpoint.
 
 Architecture (paper section 3.3): projector and predictor are Dense(4096)-BN-ReLU-Dense(256).
-Both views go through each network in one call, so BatchNorm statistics cover both views
-of the global batch (synced over devices).
+Each view goes through each network on its own (views_forward="per_view"), as the official
+code does, so each view has its own BatchNorm statistics over the global batch (synced over
+devices); "concatenated" shares them.
 """
 
 from __future__ import annotations
@@ -38,11 +39,13 @@ def defaults() -> ml_collections.ConfigDict:
       base_momentum=0.996,       # tau_base (paper section 3.3, batch 4096)
       final_momentum=1.0,        # end of the cosine schedule (BYOL: 1)
       momentum_schedule="cosine",
+      views_forward="per_view",  # official byol_experiment.py: each view through the networks apart
   ))
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
   target.check_momentum(config)
+  networks.check_views_forward(config)
 
 
 def build(config: ml_collections.ConfigDict) -> nn.Module:
@@ -56,9 +59,11 @@ def init_state(config: ml_collections.ConfigDict, variables: dict, source) -> di
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
          config: ml_collections.ConfigDict, axis_name: str | None):
-  ((z1, p1), (z2, p2)), batch_stats = networks.apply_to_views(model, variables, inputs.views)
+  ((z1, p1), (z2, p2)), batch_stats = networks.apply_to_views(
+      model, variables, inputs.views, per_view=networks.forwards_per_view(config))
   (t1, t2), target_batch_stats = networks.apply_to_views(
-      model, target.target_variables(inputs.state["target"]), inputs.views, method="project")
+      model, target.target_variables(inputs.state["target"]), inputs.views, method="project",
+      per_view=networks.forwards_per_view(config))
   value = (losses.byol_loss(p1, t2, axis_name=axis_name)
            + losses.byol_loss(p2, t1, axis_name=axis_name))
   metrics = {"z_std": monitors.normalized_std(z1, axis_name)}

@@ -11,6 +11,10 @@ without BatchNorm (Dense(2048)-ReLU-Dense(128)), m = 0.999 constant, T = 0.2, a 
 65536 normalized keys initialized at random, the loss computed in one direction only
 (queries from view 1, keys from view 2).
 
+`symmetric=True` is solo-learn's MoCo v2+ (solo/methods/mocov2plus.py): both views are
+queries, L = (ctr(q1, k2, queue_2) + ctr(q2, k1, queue_1)) / 2, with one queue per view,
+each fed with that view's keys.
+
 The keys of all devices are gathered and enqueued every step in global-batch order, so
 every device holds the same queue, which is method state saved in every checkpoint.
 Departure: the official code shuffles the batch across GPUs for the key encoder ("shuffle
@@ -47,6 +51,7 @@ def defaults() -> ml_collections.ConfigDict:
       base_momentum=0.999,       # m (He et al. 2020, section 4.1)
       final_momentum=1.0,        # where the cosine schedule ends (unused when "constant")
       momentum_schedule="constant",
+      symmetric=False,           # official: one direction; solo-learn's MoCo v2+: True
   ))
 
 
@@ -70,7 +75,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def init_state(config: ml_collections.ConfigDict, variables: dict, source) -> dict:
   cfg = config.method
   key = jax.random.fold_in(jax.random.key(config.seed), _QUEUE_STREAM)
-  queue = losses.l2_normalize(jax.random.normal(key, (cfg.queue_size, cfg.projector_dim)))
+  shape = ((2,) if cfg.symmetric else ()) + (cfg.queue_size, cfg.projector_dim)
+  queue = losses.l2_normalize(jax.random.normal(key, shape))
   return {"target": target.init_target(config, variables["params"], variables["batch_stats"]),
           "queue": queue, "queue_index": jnp.zeros((), jnp.int32)}
 
@@ -79,18 +85,33 @@ def loss(model: nn.Module, variables: dict, inputs: StepInputs,
          config: ml_collections.ConfigDict, axis_name: str | None):
   cfg = config.method
   view1, view2 = inputs.views
-  (q,), batch_stats = networks.apply_to_views(model, variables, [view1])
-  (k,), target_batch_stats = networks.apply_to_views(
-      model, target.target_variables(inputs.state["target"]), [view2])
-  value = losses.moco_infonce(q, k, inputs.state["queue"], cfg.temperature, axis_name=axis_name)
-  keys = parallel.all_gather_replicated(jax.lax.stop_gradient(losses.l2_normalize(k)), axis_name)
+  target_variables = target.target_variables(inputs.state["target"])
+  queue = inputs.state["queue"]
+  if cfg.symmetric:  # each view through each network on its own, as solo-learn
+    (q1, q2), batch_stats = networks.apply_to_views(model, variables, [view1, view2], per_view=True)
+    (k1, k2), target_batch_stats = networks.apply_to_views(model, target_variables, [view1, view2],
+                                                           per_view=True)
+    value = (losses.moco_infonce(q1, k2, queue[1], cfg.temperature, axis_name=axis_name)
+             + losses.moco_infonce(q2, k1, queue[0], cfg.temperature, axis_name=axis_name)) / 2
+    keys = jnp.stack([_gathered_keys(k1, axis_name), _gathered_keys(k2, axis_name)])  # queue i: view i
+  else:
+    (q,), batch_stats = networks.apply_to_views(model, variables, [view1])
+    (k,), target_batch_stats = networks.apply_to_views(model, target_variables, [view2])
+    value = losses.moco_infonce(q, k, queue, cfg.temperature, axis_name=axis_name)
+    keys = _gathered_keys(k, axis_name)
   return value, LossAux(batch_stats, {}, outputs={"keys": keys, "target_batch_stats": target_batch_stats})
 
 
+def _gathered_keys(k: jax.Array, axis_name: str | None) -> jax.Array:
+  """[local_batch, dim] keys -> [global_batch, dim] normalized, the same on every device."""
+  return parallel.all_gather_replicated(jax.lax.stop_gradient(losses.l2_normalize(k)), axis_name)
+
+
 def update_state(config: ml_collections.ConfigDict, params, state: dict, outputs: dict, step):
-  keys = outputs["keys"]  # [global_batch, dim], global order
-  queue = jax.lax.dynamic_update_slice_in_dim(state["queue"], keys, state["queue_index"], axis=0)
-  index = (state["queue_index"] + keys.shape[0]) % state["queue"].shape[0]
+  keys = outputs["keys"]  # [(2,) global_batch, dim], global order
+  axis = keys.ndim - 2
+  queue = jax.lax.dynamic_update_slice_in_dim(state["queue"], keys, state["queue_index"], axis=axis)
+  index = (state["queue_index"] + keys.shape[axis]) % state["queue"].shape[axis]
   new_target = target.update_target(config, state["target"], params, outputs["target_batch_stats"])
   return params, {"target": new_target, "queue": queue, "queue_index": index}
 

@@ -13,8 +13,9 @@ Architecture (paper section 3 and the official code, facebookresearch/simsiam):
 One departure: the official projector's last BN has no affine parameters at all;
 `MLP(last_bn=True)` keeps a learned scale (no shift), as SimCLR v2's heads do.
 
-Both views go through the network in one call, so BatchNorm statistics cover both
-views of the global batch (synced over devices by `bn_axis_name`), as simclr.py does.
+Each view goes through the network on its own (views_forward="per_view", the source's way),
+so each view is normalized by its own BatchNorm statistics over the global batch (synced
+over devices); "concatenated" shares them between the views, as SimCLR does.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ import ml_collections
 from sslax import losses
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
 from sslax.methods.common.monitors import normalized_std
-from sslax.methods.common.networks import apply_to_views, encoder_projector_predictor
+from sslax.methods.common.networks import (
+  apply_to_views,
+  check_views_forward,
+  encoder_projector_predictor,
+  forwards_per_view,
+)
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -34,7 +40,12 @@ def defaults() -> ml_collections.ConfigDict:
       projector_hidden=(2048, 2048),  # paper: 3 layers, 2048 wide, BN on every layer
       projector_dim=2048,
       predictor_hidden=(512,),        # paper: bottleneck 2048 -> 512 -> 2048
+      views_forward="per_view",       # official builder.py: x1 and x2 through the network apart
   ))
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  check_views_forward(config)
 
 
 def build(config: ml_collections.ConfigDict) -> nn.Module:
@@ -43,11 +54,12 @@ def build(config: ml_collections.ConfigDict) -> nn.Module:
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
          config: ml_collections.ConfigDict, axis_name: str | None):
-  ((z1, p1), (z2, p2)), batch_stats = apply_to_views(model, variables, inputs.views)
+  ((z1, p1), (z2, p2)), batch_stats = apply_to_views(model, variables, inputs.views,
+                                                    per_view=forwards_per_view(config))
   value = (0.5 * losses.simsiam_loss(p1, z2, axis_name=axis_name)
            + 0.5 * losses.simsiam_loss(p2, z1, axis_name=axis_name))
   metrics = {"z_std": normalized_std(z1, axis_name)}
   return value, LossAux(batch_stats, metrics)
 
 
-METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2)
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2, validate=validate)

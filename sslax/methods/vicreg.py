@@ -13,8 +13,11 @@ variance and covariance terms ignore and the invariance term cancels between vie
 The three terms are not reported separately: `losses.vicreg_loss` returns their sum,
 and recomputing them would repeat its all-gather and [dim, dim] covariance.
 
-Both views go through the network in one call, so BatchNorm statistics cover both
-views of the global batch (synced over devices by `bn_axis_name`), as simclr.py does.
+Each view goes through the network on its own (views_forward="per_view", the source's way),
+so each view is normalized by its own BatchNorm statistics over the global batch (synced
+over devices); "concatenated" shares them between the views, as SimCLR does.
+`halve_variance`: the official code averages the two views' variance terms (True);
+solo-learn sums them (its CIFAR-10 config sets False).
 """
 
 from __future__ import annotations
@@ -24,7 +27,12 @@ import ml_collections
 
 from sslax import losses
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
-from sslax.methods.common.networks import embed_views, encoder_with_projector
+from sslax.methods.common.networks import (
+  check_views_forward,
+  embed_views,
+  encoder_with_projector,
+  forwards_per_view,
+)
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -35,7 +43,13 @@ def defaults() -> ml_collections.ConfigDict:
       cov_coeff=1.0,                  # nu
       projector_hidden=(8192, 8192),  # the paper's "expander": 3 layers, 8192 wide
       projector_dim=8192,
+      halve_variance=True,            # official main_vicreg.py; solo-learn: False
+      views_forward="per_view",       # official main_vicreg.py: x and y through the network apart
   ))
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  check_views_forward(config)
 
 
 def build(config: ml_collections.ConfigDict) -> nn.Module:
@@ -45,10 +59,12 @@ def build(config: ml_collections.ConfigDict) -> nn.Module:
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
          config: ml_collections.ConfigDict, axis_name: str | None):
   cfg = config.method
-  (z1, z2), batch_stats = embed_views(model, variables, inputs.views)
+  (z1, z2), batch_stats = embed_views(model, variables, inputs.views,
+                                      per_view=forwards_per_view(config))
   value = losses.vicreg_loss(z1, z2, sim_coeff=cfg.sim_coeff, std_coeff=cfg.std_coeff,
-                             cov_coeff=cfg.cov_coeff, axis_name=axis_name)
+                             cov_coeff=cfg.cov_coeff, halve_variance=cfg.halve_variance,
+                             axis_name=axis_name)
   return value, LossAux(batch_stats, {})
 
 
-METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2)
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2, validate=validate)

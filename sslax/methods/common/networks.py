@@ -1,6 +1,7 @@
 """The networks of the joint-embedding methods and how a batch of views goes through them:
-all views in one call (BatchNorm statistics over every view of the global batch) or, for
-multi-crop, one backbone call per resolution."""
+all views in one call (BatchNorm statistics over every view of the global batch), one call
+per view (each view its own statistics), or, for multi-crop, one backbone call per
+resolution."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from sslax import parallel
+from sslax.errors import require
 from sslax.models import build_encoder
 from sslax.models.heads import MLP
 
@@ -78,15 +80,45 @@ def encoder_with_projector(config: ml_collections.ConfigDict, *, last_bn: bool =
                          projector=projector_mlp(config.method, last_bn=last_bn))
 
 
-def apply_to_views(model: nn.Module, variables: dict, views: list[jax.Array], method=None):
-  """All views through the network in one call, so BatchNorm statistics cover every view
-  of the global batch (as the official SimCLR does): -> ([output_view, ...], new batch_stats).
-  The output may be a tuple of arrays (e.g. projections and predictions)."""
+def apply_to_views(model: nn.Module, variables: dict, views: list[jax.Array], method=None, *,
+                   per_view: bool = False):
+  """The views through the network: -> ([output_view, ...], new batch_stats). The output
+  may be a tuple of arrays (e.g. projections and predictions).
+
+  per_view=False: all views in one call, so BatchNorm statistics cover every view of the
+  global batch (the official SimCLR concatenates). per_view=True: one call per view, each
+  normalized by its own statistics, the running averages updated once per view in view
+  order (the official BYOL, SimSiam, MoCo v3, Barlow Twins, VICReg and solo-learn forward
+  each view separately)."""
+  if per_view:
+    outputs, stats = [], variables.get("batch_stats", {})
+    for view in views:
+      out, new_state = model.apply({**variables, "batch_stats": stats}, view, train=True,
+                                   mutable=["batch_stats"], method=method)
+      outputs.append(out)
+      stats = new_state["batch_stats"]
+    return outputs, stats
   local = views[0].shape[0]
   out, new_state = model.apply(variables, jnp.concatenate(views), train=True,
                                mutable=["batch_stats"], method=method)
   split = [jax.tree.map(lambda a, i=i: a[i * local:(i + 1) * local], out) for i in range(len(views))]
   return split, new_state["batch_stats"]
+
+
+def forwards_per_view(config: ml_collections.ConfigDict) -> bool:
+  """config.method.views_forward: "per_view" (each view its own BatchNorm statistics) or
+  "concatenated" (one call, shared statistics)."""
+  return config.method.get("views_forward", "concatenated") == "per_view"
+
+
+VIEWS_FORWARDS = ("per_view", "concatenated")
+
+
+def check_views_forward(config: ml_collections.ConfigDict) -> None:
+  """The validate-time check of config.method.views_forward."""
+  value = config.method.get("views_forward", "concatenated")
+  require(value in VIEWS_FORWARDS, "method.views_forward",
+          f"{value!r} is not one of {list(VIEWS_FORWARDS)}")
 
 
 def group_by_resolution(views: Sequence[jax.Array]) -> list[jax.Array]:
@@ -111,6 +143,7 @@ def multicrop_apply(model: nn.Module, variables: dict, views: Sequence[jax.Array
   return out, new_state.get("batch_stats", {})
 
 
-def embed_views(model: nn.Module, variables: dict, views: list[jax.Array]):
+def embed_views(model: nn.Module, variables: dict, views: list[jax.Array], *,
+                per_view: bool = False):
   """apply_to_views for single-array outputs: -> ([z_view, ...], new batch_stats)."""
-  return apply_to_views(model, variables, views)
+  return apply_to_views(model, variables, views, per_view=per_view)
