@@ -1,0 +1,179 @@
+"""sslax encoders and their PyTorch twins compute the same function: the equality table of
+README "Weights to PyTorch". Needs the interop extra (pip install -e '.[interop]').
+
+  python benchmarks/interop_equality.py                    # ResNet-18/50, ViT-S/16, ViT-B/16, CPU ViT
+  python benchmarks/interop_equality.py --models=resnet18  # some of them
+  python benchmarks/interop_equality.py --config=configs/simclr_fashion_mnist_resnet18.py \
+      --workdir=runs/simclr_r18                            # + the encoder of a trained run
+
+Per model, on the same float32 images N(0, 1) (NHWC for sslax, NCHW for torch), max |a - b| of:
+  sslax -> torch         sslax's features vs the torchvision / timm module loaded with the
+                         state_dict that `python -m sslax.export --format=torchvision|timm` writes
+  torch -> sslax         the torch module's own random initialization (timm's non-zero CLS slot
+                         of pos_embed included) read by sslax.models.load_pretrained, vs torch
+  sslax -> torch -> sslax  the torch module's state_dict() after loading the export, read back,
+                         vs sslax's features before the trip
+"Random weights" are the initialization with every parameter and BatchNorm statistic perturbed,
+so that no zero-initialized scale or bias hides a branch of the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import jax
+import ml_collections
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from sslax.models import build_encoder, encoder_config, load_pretrained, pretrained  # noqa: E402
+from sslax.presets import fashion_mnist_vit  # noqa: E402
+
+TOLERANCE = 1e-4
+# name -> (config.model, one image's (H, W, C), batch): the smallest images each architecture
+# allows (timm's ViT-S/B take 224 px: their pos_embed has 14 x 14 + 1 slots).
+MODELS = {
+    "resnet18": (encoder_config("resnet18"), (64, 64, 3), 2),
+    "resnet50": (encoder_config("resnet50"), (64, 64, 3), 2),
+    "vit_small": (encoder_config("vit_small", posemb="learned"), (224, 224, 3), 1),
+    "vit_base": (encoder_config("vit_base", posemb="learned"), (224, 224, 3), 1),
+    "vit_fashion_mnist": (fashion_mnist_vit(), (28, 28, 1), 2),  # fixed sin-cos positions
+}
+
+
+def perturbed(variables: dict, seed: int = 1, scale: float = 0.05) -> dict:
+  """Every array + N(0, scale^2) noise; BatchNorm variances kept positive."""
+  rng = np.random.default_rng(seed)
+  out = jax.tree.map(lambda a: np.asarray(a, np.float32) + rng.normal(0, scale, np.shape(a)).astype(np.float32),
+                     variables)
+  out["batch_stats"] = jax.tree.map(np.abs, out.get("batch_stats", {}))
+  return out
+
+
+def sslax_features(model_cfg, variables: dict, images: np.ndarray) -> np.ndarray:
+  encoder = build_encoder(model_cfg)
+  return np.asarray(encoder.apply(variables, images, train=False))
+
+
+def torch_features(module, images: np.ndarray) -> np.ndarray:
+  import torch
+
+  with torch.no_grad():
+    return module(torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))).numpy()
+
+
+def random_variables(model_cfg, input_shape) -> dict:
+  variables = build_encoder(model_cfg).init(jax.random.key(0), np.zeros((1, *input_shape), np.float32),
+                                            train=False)
+  return perturbed({"params": variables["params"], "batch_stats": variables.get("batch_stats", {})})
+
+
+def sslax_to_torch(model_cfg, variables: dict, input_shape, images: np.ndarray) -> list[tuple]:
+  """-> [("sslax -> torch", diff, max |features|), ("sslax -> torch -> sslax", ...)]."""
+  import torch
+
+  state_dict, twin = pretrained.to_torch(model_cfg, variables, input_shape)
+  module = pretrained.torch_model(twin)
+  module.load_state_dict({key: torch.from_numpy(value) for key, value in state_dict.items()})
+  ours = sslax_features(model_cfg, variables, images)
+  theirs = torch_features(module, images)
+  back = load_pretrained(module.state_dict(), model_cfg, input_shape, log=None)
+  scale = float(np.max(np.abs(ours)))
+  return [("sslax -> torch", float(np.max(np.abs(ours - theirs))), scale),
+          ("sslax -> torch -> sslax",
+           float(np.max(np.abs(sslax_features(model_cfg, back, images) - ours))), scale)]
+
+
+def torch_to_sslax(model_cfg, input_shape, images: np.ndarray) -> tuple[str, float]:
+  """The torch module's own initialization, perturbed, read into sslax."""
+  import torch
+
+  if model_cfg.name in pretrained.VITS:  # timm's pos_embed is learned
+    model_cfg = ml_collections.ConfigDict({**model_cfg.to_dict(), "posemb": "learned"})
+  module = pretrained.torch_model(pretrained.twin(model_cfg, input_shape))
+  torch.manual_seed(0)
+  with torch.no_grad():
+    for tensor in module.state_dict().values():
+      if tensor.is_floating_point():  # state_dict() shares the parameters' storage
+        tensor.add_(0.05 * torch.randn_like(tensor))
+  # torchvision's initialization with running statistics (0, 1) lets activations grow ~10x a
+  # stage (no zero-init residual); statistics of the images themselves (momentum None: their
+  # plain average) keep the features at a trained network's scale.
+  norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+  if norms:
+    for norm in norms:
+      norm.reset_running_stats()
+      norm.momentum = None
+    module.train()
+    torch_features(module, images)
+    module.eval()
+  variables = load_pretrained(module.state_dict(), model_cfg, input_shape, log=None)
+  theirs = torch_features(module, images)
+  diff = np.max(np.abs(sslax_features(model_cfg, variables, images) - theirs))
+  return ("torch -> sslax", float(diff), float(np.max(np.abs(theirs))))
+
+
+def rows_for(name: str, model_cfg, input_shape, batch: int, variables: dict | None = None):
+  images = np.random.default_rng(0).normal(size=(batch, *input_shape)).astype(np.float32)
+  rows = []
+  weights = "random" if variables is None else "trained"
+  variables = variables if variables is not None else random_variables(model_cfg, input_shape)
+  for direction, diff, scale in sslax_to_torch(model_cfg, variables, input_shape, images):
+    rows.append((name, weights, direction, diff, scale))
+  if weights == "random":
+    rows.append((name, weights, *torch_to_sslax(model_cfg, input_shape, images)))
+  return rows
+
+
+def trained_encoder(config_path: str, workdir: str):
+  """(config.model, image shape, the evaluated encoder's variables) of the newest checkpoint."""
+  import importlib.util
+
+  from sslax import assemble, export, parallel
+
+  spec = importlib.util.spec_from_file_location("experiment", config_path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  run = assemble.restore_latest(config, workdir, assemble.make_mesh(config))
+  state = run.state
+  variables = parallel.to_host(export.encoder_variables(run.method.evaluated_variables(
+      config, state.params, state.batch_stats, state.method_state)))
+  variables = {c: tree.get("encoder", tree) for c, tree in variables.items()}
+  size = config.data.image_size
+  return config.model, (size, size, run.source.input_shape[-1]), variables
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {list(MODELS)}")
+  parser.add_argument("--config", help="a trained run's config file (with --workdir)")
+  parser.add_argument("--workdir", help="a trained run's directory")
+  args = parser.parse_args()
+  import torch
+
+  torch.set_num_threads(2)
+  start = time.perf_counter()
+  rows = []
+  for name in [m for m in args.models.split(",") if m]:
+    model_cfg, input_shape, batch = MODELS[name]
+    rows += rows_for(name, model_cfg, input_shape, batch)
+  if args.workdir:
+    model_cfg, input_shape, variables = trained_encoder(args.config, args.workdir)
+    rows += rows_for(f"{model_cfg.name} ({os.path.basename(os.path.normpath(args.workdir))})",
+                     model_cfg, input_shape, 8, variables)
+  print(f"| model | weights | direction | max abs diff (float32) | <= {TOLERANCE:g} | max abs feature |")
+  print("|---|---|---|---|---|---|")
+  for name, weights, direction, diff, scale in rows:
+    print(f"| {name} | {weights} | {direction} | {diff:.2e} | {'yes' if diff <= TOLERANCE else 'NO'} "
+          f"| {scale:.3g} |")
+  print(f"({time.perf_counter() - start:.0f} s; torch {torch.__version__}, jax {jax.__version__})")
+  if any(row[3] > TOLERANCE for row in rows):
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  main()
