@@ -5,6 +5,8 @@ README "Weights to PyTorch". Needs the interop extra (pip install -e '.[interop]
   python benchmarks/interop_equality.py --models=resnet18  # some of them
   python benchmarks/interop_equality.py --config=configs/simclr_fashion_mnist_resnet18.py \
       --workdir=runs/simclr_r18                            # + the encoder of a trained run
+  python benchmarks/interop_equality.py --models= --export=EXPORT_DIR --features=F.npz
+      # torch's features of a --format=torchvision|timm export vs F.npz's `features` on its `images`
 
 Per model, on the same float32 images N(0, 1) (NHWC for sslax, NCHW for torch), max |a - b| of:
   sslax -> torch         sslax's features vs the torchvision / timm module loaded with the
@@ -20,13 +22,22 @@ so that no zero-initialized scale or bias hides a branch of the network.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 
-import jax
-import ml_collections
-import numpy as np
+# torchvision and timm crash (SIGSEGV) when imported after TensorFlow, which sslax's data
+# pipeline imports: so they come first, and the tests run this file in a subprocess.
+try:
+  import timm  # noqa: F401
+  import torchvision  # noqa: F401
+except ImportError:
+  pass
+
+import jax  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from sslax.models import build_encoder, encoder_config, load_pretrained, pretrained  # noqa: E402
@@ -147,11 +158,31 @@ def trained_encoder(config_path: str, workdir: str):
   return config.model, (size, size, run.source.input_shape[-1]), variables
 
 
+def export_rows(export_dir: str, features_path: str) -> list[tuple]:
+  """torch's features of an export (export.json's twin, its weights file) vs sslax's, saved
+  with the images they were computed on."""
+  import torch
+  from safetensors.torch import load_file
+
+  with open(os.path.join(export_dir, "export.json")) as f:
+    weights = json.load(f)["weights"]
+  module = pretrained.torch_model(weights["twin"])
+  module.load_state_dict(load_file(os.path.join(export_dir, weights["file"])))
+  saved = np.load(features_path)
+  theirs = torch_features(module, saved["images"])
+  diff = float(np.max(np.abs(saved["features"] - theirs)))
+  return [(os.path.basename(os.path.normpath(export_dir)), "trained", "sslax -> torch", diff,
+           float(np.max(np.abs(saved["features"]))))]
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {list(MODELS)}")
   parser.add_argument("--config", help="a trained run's config file (with --workdir)")
   parser.add_argument("--workdir", help="a trained run's directory")
+  parser.add_argument("--export", help="a --format=torchvision|timm export directory (with --features)")
+  parser.add_argument("--features", help=".npz of `images` [B, H, W, C] and sslax's `features` [B, D]")
+  parser.add_argument("--json", help="also write the rows to this file")
   args = parser.parse_args()
   import torch
 
@@ -165,12 +196,17 @@ def main() -> None:
     model_cfg, input_shape, variables = trained_encoder(args.config, args.workdir)
     rows += rows_for(f"{model_cfg.name} ({os.path.basename(os.path.normpath(args.workdir))})",
                      model_cfg, input_shape, 8, variables)
+  if args.export:
+    rows += export_rows(args.export, args.features)
   print(f"| model | weights | direction | max abs diff (float32) | <= {TOLERANCE:g} | max abs feature |")
   print("|---|---|---|---|---|---|")
   for name, weights, direction, diff, scale in rows:
     print(f"| {name} | {weights} | {direction} | {diff:.2e} | {'yes' if diff <= TOLERANCE else 'NO'} "
           f"| {scale:.3g} |")
   print(f"({time.perf_counter() - start:.0f} s; torch {torch.__version__}, jax {jax.__version__})")
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(rows, f)
   if any(row[3] > TOLERANCE for row in rows):
     sys.exit(1)
 

@@ -128,6 +128,9 @@ def write_atomically(path: str, write: Callable[[str], None]) -> None:
   tmp = f"{path}.tmp-{os.getpid()}"
   try:
     write(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # as open() would create it (safetensors writes 0600)
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):
@@ -269,6 +272,8 @@ def main(argv) -> None:
     weights = meta["weights"]
     twin = weights["twin"]
     target = twin.get("constructor") or twin.get("model_name") or "timm VisionTransformer(**kwargs)"
+    if weights["format"] == "detectron2":
+      target = f"detectron2's ResNet backbone (torchvision {meta['model']['name']}'s weights)"
     print(f"{weights['format']}: {os.path.join(os.path.abspath(args.out), weights['file'])} "
           f"for {target} (export.json's weights.twin)", flush=True)
     for note in weights["notes"]:

@@ -129,21 +129,21 @@ def _resnet_table(name: str) -> list:
 
 def _vit_table(cfg) -> list:
   depth = _vit_size(cfg)[1]
-  rows = [("patch_embed.proj.weight", "params", ("patch_embed", "kernel"), "conv"),
-          ("patch_embed.proj.bias", "params", ("patch_embed", "bias"), "copy")]
-  if cfg.get("pool", "cls") == "cls":
-    rows.append(("cls_token", "params", ("cls",), "cls"))
+  rows = [("cls_token", "params", ("cls",), "cls")] if cfg.get("pool", "cls") == "cls" else []
   learned = cfg.get("posemb", "sincos2d") == "learned"
-  rows.append(("pos_embed", "params" if learned else None, ("pos_embed", "embedding"), "pos"))
+  rows += [("pos_embed", "params" if learned else None, ("pos_embed", "embedding"), "pos"),
+           ("patch_embed.proj.weight", "params", ("patch_embed", "kernel"), "conv"),
+           ("patch_embed.proj.bias", "params", ("patch_embed", "bias"), "copy")]
   for i in range(depth):
     key, scope = f"blocks.{i}", f"block_{i}"
-    for norm in ("norm1", "norm2"):
-      rows += [(f"{key}.{norm}.weight", "params", (scope, norm, "scale"), "copy"),
-               (f"{key}.{norm}.bias", "params", (scope, norm, "bias"), "copy")]
-    rows += [(f"{key}.attn.qkv.weight", "params", (scope, "attn", "qkv", "kernel"), "qkv"),
+    rows += [(f"{key}.norm1.weight", "params", (scope, "norm1", "scale"), "copy"),
+             (f"{key}.norm1.bias", "params", (scope, "norm1", "bias"), "copy"),
+             (f"{key}.attn.qkv.weight", "params", (scope, "attn", "qkv", "kernel"), "qkv"),
              (f"{key}.attn.qkv.bias", "params", (scope, "attn", "qkv", "bias"), "qkv_bias"),
              (f"{key}.attn.proj.weight", "params", (scope, "attn", "out", "kernel"), "attn_out"),
-             (f"{key}.attn.proj.bias", "params", (scope, "attn", "out", "bias"), "copy")]
+             (f"{key}.attn.proj.bias", "params", (scope, "attn", "out", "bias"), "copy"),
+             (f"{key}.norm2.weight", "params", (scope, "norm2", "scale"), "copy"),
+             (f"{key}.norm2.bias", "params", (scope, "norm2", "bias"), "copy")]
     for fc in ("fc1", "fc2"):
       rows += [(f"{key}.mlp.{fc}.weight", "params", (scope, "mlp", fc, "kernel"), "dense"),
                (f"{key}.mlp.{fc}.bias", "params", (scope, "mlp", fc, "bias"), "copy")]
@@ -239,7 +239,7 @@ def torch_shapes(model_cfg, input_shape) -> dict[str, tuple[int, ...]]:
       jax.random.key(0), jnp.zeros((1, *input_shape)), train=False))
   variables = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
   arrays = jax.eval_shape(lambda v: _to_torch_arrays(model_cfg, v, tuple(input_shape)), variables)
-  return {key: tuple(value.shape) for key, value in arrays.items()}
+  return {key: tuple(arrays[key].shape) for key, *_ in table(model_cfg)}  # the table's order
 
 
 def _encoder(model_cfg):
