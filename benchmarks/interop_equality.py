@@ -3,8 +3,8 @@ README "Weights to PyTorch". Needs the interop extra (pip install -e '.[interop]
 
   python benchmarks/interop_equality.py                    # ResNet-18/50, ViT-S/16, ViT-B/16, CPU ViT
   python benchmarks/interop_equality.py --models=resnet18  # some of them
-  python benchmarks/interop_equality.py --config=configs/simclr_fashion_mnist_resnet18.py \
-      --workdir=runs/simclr_r18                            # + the encoder of a trained run
+  python benchmarks/interop_equality.py --trained=EXPORT  # + a trained encoder: an Orbax export
+                                                           # (python -m sslax.export --out=EXPORT)
   python benchmarks/interop_equality.py --models= --export=EXPORT_DIR --features=F.npz
       # torch's features of a --format=torchvision|timm export vs F.npz's `features` on its `images`
 
@@ -101,26 +101,42 @@ def sslax_to_torch(model_cfg, variables: dict, input_shape, images: np.ndarray) 
 def torch_to_sslax(model_cfg, input_shape, images: np.ndarray) -> tuple[str, float]:
   """The torch module's own initialization, perturbed, read into sslax."""
   import torch
+  import torchvision  # noqa: F401
 
   if model_cfg.name in pretrained.VITS:  # timm's pos_embed is learned
     model_cfg = ml_collections.ConfigDict({**model_cfg.to_dict(), "posemb": "learned"})
   module = pretrained.torch_model(pretrained.twin(model_cfg, input_shape))
   torch.manual_seed(0)
   with torch.no_grad():
-    for tensor in module.state_dict().values():
-      if tensor.is_floating_point():  # state_dict() shares the parameters' storage
+    # torchvision's zero_init_residual=True (sslax's default too): without it, 16 full-scale
+    # residual branches make ResNet-50's float32 forward itself ill-conditioned (float32 vs
+    # float64 differ by ~2e-4, in torch as in sslax, on these images).
+    for block in module.modules():
+      last_norm = getattr(block, "bn3", None) or getattr(block, "bn2", None)
+      if isinstance(block, (torchvision.models.resnet.BasicBlock, torchvision.models.resnet.Bottleneck)):
+        last_norm.weight.zero_()
+    # The norms' scales and shifts (1 and 0 at initialization), the biases, the CLS token and
+    # position embeddings; the weights keep their random initialization. state_dict() shares
+    # the parameters' storage.
+    for name, tensor in module.state_dict().items():
+      if tensor.is_floating_point() and (tensor.ndim <= 1 or name in ("cls_token", "pos_embed")):
         tensor.add_(0.05 * torch.randn_like(tensor))
   # torchvision's initialization with running statistics (0, 1) lets activations grow ~10x a
-  # stage (no zero-init residual); statistics of the images themselves (momentum None: their
-  # plain average) keep the features at a trained network's scale.
+  # stage (no zero-init residual); statistics of 16 other images (momentum None: their plain
+  # average) keep the features at a trained network's scale. A variance floor of 0.1: a channel
+  # that ReLU left all zero on them has variance 0, and 1 / sqrt(0 + 1e-5) would amplify float32
+  # rounding 300-fold there, a property of such weights, not of the conversion.
   norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
   if norms:
     for norm in norms:
       norm.reset_running_stats()
       norm.momentum = None
     module.train()
-    torch_features(module, images)
+    torch_features(module, np.random.default_rng(1).normal(size=(16, *input_shape)).astype(np.float32))
     module.eval()
+    with torch.no_grad():
+      for norm in norms:
+        norm.running_var.clamp_(min=0.1)
   variables = load_pretrained(module.state_dict(), model_cfg, input_shape, log=None)
   theirs = torch_features(module, images)
   diff = np.max(np.abs(sslax_features(model_cfg, variables, images) - theirs))
@@ -139,29 +155,22 @@ def rows_for(name: str, model_cfg, input_shape, batch: int, variables: dict | No
   return rows
 
 
-def trained_encoder(config_path: str, workdir: str):
-  """(config.model, image shape, the evaluated encoder's variables) of the newest checkpoint."""
-  import importlib.util
+def trained_encoder(export_dir: str):
+  """(config.model, image shape, the encoder's variables) of an Orbax export."""
+  from sslax import export
 
-  from sslax import assemble, export, parallel
-
-  spec = importlib.util.spec_from_file_location("experiment", config_path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
-  run = assemble.restore_latest(config, workdir, assemble.make_mesh(config))
-  state = run.state
-  variables = parallel.to_host(export.encoder_variables(run.method.evaluated_variables(
-      config, state.params, state.batch_stats, state.method_state)))
+  _, variables = export.load_encoder(export_dir)
+  with open(os.path.join(export_dir, "export.json")) as f:
+    meta = json.load(f)
   variables = {c: tree.get("encoder", tree) for c, tree in variables.items()}
-  size = config.data.image_size
-  return config.model, (size, size, run.source.input_shape[-1]), variables
+  model_cfg = ml_collections.ConfigDict({k: tuple(v) if isinstance(v, list) else v
+                                         for k, v in meta["model"].items() if k != "dtype"})
+  return model_cfg, tuple(meta["input_shape"]), variables
 
 
 def export_rows(export_dir: str, features_path: str) -> list[tuple]:
   """torch's features of an export (export.json's twin, its weights file) vs sslax's, saved
   with the images they were computed on."""
-  import torch
   from safetensors.torch import load_file
 
   with open(os.path.join(export_dir, "export.json")) as f:
@@ -178,8 +187,7 @@ def export_rows(export_dir: str, features_path: str) -> list[tuple]:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {list(MODELS)}")
-  parser.add_argument("--config", help="a trained run's config file (with --workdir)")
-  parser.add_argument("--workdir", help="a trained run's directory")
+  parser.add_argument("--trained", help="an Orbax export (python -m sslax.export) of a trained encoder")
   parser.add_argument("--export", help="a --format=torchvision|timm export directory (with --features)")
   parser.add_argument("--features", help=".npz of `images` [B, H, W, C] and sslax's `features` [B, D]")
   parser.add_argument("--json", help="also write the rows to this file")
@@ -192,9 +200,9 @@ def main() -> None:
   for name in [m for m in args.models.split(",") if m]:
     model_cfg, input_shape, batch = MODELS[name]
     rows += rows_for(name, model_cfg, input_shape, batch)
-  if args.workdir:
-    model_cfg, input_shape, variables = trained_encoder(args.config, args.workdir)
-    rows += rows_for(f"{model_cfg.name} ({os.path.basename(os.path.normpath(args.workdir))})",
+  if args.trained:
+    model_cfg, input_shape, variables = trained_encoder(args.trained)
+    rows += rows_for(f"{model_cfg.name} ({os.path.basename(os.path.normpath(args.trained))})",
                      model_cfg, input_shape, 8, variables)
   if args.export:
     rows += export_rows(args.export, args.features)

@@ -167,7 +167,8 @@ def _write_torch_weights(format: str, variables: dict, config: ml_collections.Co
       save_file(state_dict, tmp, metadata=header)
   if jax.process_index() == 0:
     write_atomically(path, write)
-  return {"format": format, "file": os.path.basename(path), "twin": twin, "notes": notes}
+  return {"format": format, "file": os.path.basename(path),
+          "twin": {k: v for k, v in twin.items() if k != "notes"}, "notes": notes}
 
 
 def export_encoder(config: ml_collections.ConfigDict, workdir: str, out_dir: str,
