@@ -137,24 +137,26 @@ def write_atomically(path: str, write: Callable[[str], None]) -> None:
       os.remove(tmp)
 
 
-def _write_torch_weights(format: str, variables: dict, config: ml_collections.ConfigDict,
-                         input_shape, meta: dict, out_dir: str) -> dict:
-  """Writes OUT/model.safetensors or OUT/model.pkl; -> export.json's `weights` entry."""
+def write_torch_weights(format: str, variables: dict, model_cfg: ml_collections.ConfigDict,
+                        input_shape, normalization: dict, out_dir: str) -> dict:
+  """Writes OUT/model.safetensors or OUT/model.pkl of the network's (or its `encoder`'s)
+  variables for images of input_shape (H, W, C) normalized with normalization's mean and std;
+  -> export.json's `weights` entry."""
   from safetensors.numpy import save_file
 
   encoder = {collection: (tree.get("encoder", {}) if "encoder" in variables["params"] else tree)
              for collection, tree in variables.items()}
-  state_dict, twin = pretrained.to_torch(config.model, encoder, input_shape)
+  state_dict, twin = pretrained.to_torch(model_cfg, encoder, input_shape)
   path = os.path.join(out_dir, WEIGHT_FILES[format])
   notes = list(twin["notes"])
   if format == "detectron2":
-    mean = [round(255 * m, 3) for m in meta["normalization"]["mean"]]
-    std = [round(255 * s, 3) for s in meta["normalization"]["std"]]
+    mean = [round(255 * m, 3) for m in normalization["mean"]]
+    std = [round(255 * s, 3) for s in normalization["std"]]
     notes = [f"detectron2 config (as MoCo's detection/configs/Base-RCNN-C4-BN.yaml): "
-             f"MODEL.RESNETS.DEPTH={config.model.name[len('resnet'):]}, "
+             f"MODEL.RESNETS.DEPTH={model_cfg.name[len('resnet'):]}, "
              "MODEL.RESNETS.STRIDE_IN_1X1=False (torchvision's v1.5 stride), INPUT.FORMAT='RGB', "
              f"MODEL.PIXEL_MEAN={mean}, MODEL.PIXEL_STD={std}"
-             + (", MODEL.RESNETS.RES2_OUT_CHANNELS=64" if config.model.name != "resnet50" else "")]
+             + (", MODEL.RESNETS.RES2_OUT_CHANNELS=64" if model_cfg.name != "resnet50" else "")]
     checkpoint = detectron2_checkpoint(state_dict)
 
     def write(tmp):
@@ -219,7 +221,8 @@ def export_encoder(config: ml_collections.ConfigDict, workdir: str, out_dir: str
     checkpointer.wait_until_finished()
     checkpointer.close()
   else:
-    meta["weights"] = _write_torch_weights(format, variables, config, shape, meta, out_dir)
+    meta["weights"] = write_torch_weights(format, variables, config.model, shape,
+                                          meta["normalization"], out_dir)
   meta = json.loads(json.dumps(meta))  # as export.json holds it: lists, not tuples
   if jax.process_index() == 0:
     write_atomically(os.path.join(out_dir, "export.json"),

@@ -78,6 +78,8 @@ def test_round_trip_returns_every_array(model_cfg, shape):
   state_dict, _ = pretrained.to_torch(model_cfg, variables, shape)
   assert all(v.dtype == (np.int64 if k.endswith("num_batches_tracked") else np.float32)
              for k, v in state_dict.items())
+  # C order: safetensors.numpy writes an array's memory as it lies.
+  assert all(v.flags["C_CONTIGUOUS"] for v in state_dict.values())
   back = pretrained.from_torch(state_dict, model_cfg, shape)
   assert jax.tree.structure(back) == jax.tree.structure(variables)
   jax.tree.map(np.testing.assert_array_equal, back, variables)
@@ -225,6 +227,23 @@ def test_init_from_starts_a_run_from_exported_weights(resnet_run):
   run = assemble.build(config, assemble.make_mesh(config))
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(run.state.params["encoder"]),
                jax.device_get(state.params["encoder"]))
+
+
+def test_timm_weights_of_the_cpu_vit(tmp_path):
+  from safetensors import safe_open
+
+  entry = MANIFEST["vit_fashion_mnist"]
+  cfg, shape = model_config(entry), tuple(entry["input_shape"])
+  variables = init_variables(cfg, shape)
+  weights = export.write_torch_weights("timm", {c: {"encoder": t} for c, t in variables.items()}, cfg,
+                                       shape, {"mean": [0.286], "std": [0.353]}, str(tmp_path))
+  assert os.listdir(tmp_path) == ["model.safetensors"] and weights["file"] == "model.safetensors"
+  assert weights["twin"]["kwargs"]["in_chans"] == 1 and weights["twin"]["model_name"] is None
+  with safe_open(str(tmp_path / "model.safetensors"), "numpy") as f:
+    assert {k: list(f.get_slice(k).get_shape()) for k in f.keys()} == entry["state_dict"]
+    assert json.loads(f.metadata()["sslax_twin"])["library"] == "timm"
+  back = load_pretrained(str(tmp_path / "model.safetensors"), cfg, shape)
+  jax.tree.map(np.testing.assert_array_equal, back, {"params": variables["params"], "batch_stats": {}})
 
 
 def test_a_convnet_run_is_refused_before_its_checkpoint_is_read(tmp_path):

@@ -226,8 +226,11 @@ def to_torch(model_cfg, variables: dict, input_shape) -> tuple[dict[str, np.ndar
   state_dict = {}
   for key, value in arrays.items():
     value = np.asarray(value)
-    # Copies: writable arrays (torch.from_numpy warns on read-only ones).
-    state_dict[key] = np.array(value, np.int64 if key.endswith("num_batches_tracked") else np.float32)
+    # Writable (torch.from_numpy warns on read-only arrays) and C-ordered: a transposed kernel
+    # copied in its own layout is Fortran-ordered, which safetensors.numpy writes as is, so the
+    # file would hold the transpose's bytes under the untransposed shape.
+    state_dict[key] = np.array(value, np.int64 if key.endswith("num_batches_tracked") else np.float32,
+                               order="C")
   return state_dict, twin(model_cfg, input_shape)
 
 
