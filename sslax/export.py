@@ -106,6 +106,24 @@ def check_format(model_cfg: ml_collections.ConfigDict, format: str) -> None:
   pretrained.check_twin(model_cfg)
 
 
+def check_encode_is_encoder(module: nn.Module, variables: dict, config: ml_collections.ConfigDict,
+                            input_shape) -> None:
+  """ConfigError unless the run's evaluated features (`model.encode`) are config.model's bare
+  encoder applied to the image, which is what the PyTorch twin computes: on two random images,
+  to float32 rounding (a bfloat16 run: to bfloat16's; the twin computes in float32)."""
+  images = np.random.default_rng(0).normal(size=(2, *input_shape)).astype(np.float32)
+  features = np.asarray(module.apply(variables, images, train=False), np.float32)
+  bare = {c: (t.get("encoder", {}) if "encoder" in variables["params"] else t) for c, t in variables.items()}
+  expected = np.asarray(pretrained.encoder_module(config.model).apply(bare, images, train=False))
+  tolerance = 1e-4 if config.get("precision", "float32") == "float32" else 5e-2
+  if not np.allclose(features, expected, rtol=tolerance, atol=tolerance * np.max(np.abs(expected))):
+    raise ConfigError(
+        f"method {config.method.name!r}: its evaluated features (model.encode) are not config.model's "
+        f"{config.model.name} applied to the image (max abs diff "
+        f"{np.max(np.abs(features - expected)):.3g}), so the PyTorch twin would compute another "
+        "function; export it with --format=orbax")
+
+
 def detectron2_checkpoint(state_dict: dict[str, np.ndarray]) -> dict:
   """A torchvision ResNet state_dict -> what detectron2's checkpointer reads from a .pkl: the
   key renaming of MoCo's detection/convert-pretrain-to-detectron2.py (facebookresearch/moco),
@@ -214,6 +232,8 @@ def export_encoder(config: ml_collections.ConfigDict, workdir: str, out_dir: str
   out_dir = os.path.abspath(out_dir)
   if jax.process_index() == 0:
     os.makedirs(out_dir, exist_ok=True)
+  if format != "orbax":
+    check_encode_is_encoder(module, variables, config, shape)
   if format == "orbax":
     # Orbax saves into a temporary directory and renames it when complete.
     checkpointer = ocp.StandardCheckpointer()

@@ -237,7 +237,7 @@ def to_torch(model_cfg, variables: dict, input_shape) -> tuple[dict[str, np.ndar
 def torch_shapes(model_cfg, input_shape) -> dict[str, tuple[int, ...]]:
   """{torch key: shape} of config.model's export for images of input_shape, without weights."""
   check_twin(model_cfg)
-  encoder = _encoder(model_cfg)
+  encoder = encoder_module(model_cfg)
   variables = jax.eval_shape(lambda: encoder.init(
       jax.random.key(0), jnp.zeros((1, *input_shape)), train=False))
   variables = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
@@ -245,7 +245,7 @@ def torch_shapes(model_cfg, input_shape) -> dict[str, tuple[int, ...]]:
   return {key: tuple(arrays[key].shape) for key, *_ in table(model_cfg)}  # the table's order
 
 
-def _encoder(model_cfg):
+def encoder_module(model_cfg):
   """The float32 module of config.model (weights are float32 whatever the compute dtype)."""
   cfg = dict(model_cfg.to_dict() if isinstance(model_cfg, ml_collections.ConfigDict) else model_cfg)
   name = cfg.pop("name")
@@ -365,7 +365,7 @@ def _read_positions(cfg, state_dict: dict, variables: dict, input_shape) -> None
 
 
 def _sslax_shapes(model_cfg, input_shape) -> dict:
-  encoder = _encoder(model_cfg)
+  encoder = encoder_module(model_cfg)
   variables = jax.eval_shape(lambda: encoder.init(
       jax.random.key(0), jnp.zeros((1, *input_shape)), train=False))
   return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
