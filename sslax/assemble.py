@@ -5,6 +5,7 @@ benchmarks and the tests build the very step the trainer runs, on synthetic data
 
 from __future__ import annotations
 
+import logging
 from typing import Callable, NamedTuple
 
 import flax.linen as nn
@@ -17,6 +18,8 @@ from sslax import online_probe, optim, parallel, step
 from sslax.data import datasets, pipeline
 from sslax.errors import ConfigError
 from sslax.methods import Method, get_method
+from sslax.models import load_pretrained
+from sslax.models.pretrained import as_init_from
 
 
 def open_split(config: ml_collections.ConfigDict, split: str,
@@ -47,6 +50,16 @@ def with_dataset_facts(config: ml_collections.ConfigDict, source: pipeline.Sourc
     with config.unlocked():
       config[block][key] = value
   return config
+
+
+def pretrained_encoder(config: ml_collections.ConfigDict, source: pipeline.Source) -> dict:
+  """config.model.init_from's torchvision / timm weights as `build`'s init_from: the network's
+  `encoder` (every method names its backbone so). A checkpoint of another architecture, or of
+  other image channels or size, is a ConfigError naming the key."""
+  size = config.data.image_size
+  variables = load_pretrained(config.model.init_from, config.model,
+                              (size, size, source.input_shape[-1]), log=logging.info)
+  return as_init_from(variables)
 
 
 def make_mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
@@ -82,9 +95,12 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, *,
           views_fn: Callable | None = None) -> Run:
   """Everything a run needs, after the config is validated. `source`: the training data
   (default: config.data's train split, opened here); `init_from`: pretrained subtrees of the
-  initial variables (see `step.with_subtrees`); `views_fn`: see `step.make_train_step`."""
+  initial variables (see `step.with_subtrees`; default: config.model.init_from's weights, if
+  any); `views_fn`: see `step.make_train_step`."""
   method = get_method(config.method.name)
   source = source or open_split(config, config.data.train_split)
+  if init_from is None and config.model.get("init_from"):
+    init_from = pretrained_encoder(config, source)
   config = config_lib.with_precision(with_dataset_facts(config, source))  # dtype policy -> backbone
   model = method.build(config)
   schedule = optim.learning_rate_schedule(config.optimizer, config.batch_size, config.total_steps)

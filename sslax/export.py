@@ -1,6 +1,6 @@
 """Export the evaluated encoder of a pretraining run, loadable without any training state.
 
-  python -m sslax.export --config=CONFIG --workdir=DIR --out=EXPORT_DIR
+  python -m sslax.export --config=CONFIG --workdir=DIR --out=EXPORT_DIR [--format=orbax]
 
 From the newest checkpoint in DIR it takes the variables the frozen evaluation embeds with
 (`method.evaluated_variables`: the online network, DINO's teacher), keeps only their
@@ -10,6 +10,19 @@ no projector, predictor, target network or optimizer state), and writes
   EXPORT_DIR/export.json   the model config, input shape, normalization, feature dim, and
                            where it came from (workdir, step, method, dataset)
   EXPORT_DIR/config.json   the run's whole config, from which the network is rebuilt
+
+--format=torchvision | timm | detectron2 writes the same encoder for PyTorch instead of
+variables/ (export.json and config.json as above, export.json's `weights` says how to load it):
+  torchvision  EXPORT_DIR/model.safetensors: the state_dict of torchvision.models.resnet18/34/50
+               (conv kernels OIHW, BN running statistics; no fc)
+  timm         EXPORT_DIR/model.safetensors: the state_dict of timm's VisionTransformer
+               (vit_tiny/small/base_patch16_224, or its arguments for a smaller ViT)
+  detectron2   EXPORT_DIR/model.pkl: the torchvision ResNet's weights renamed as MoCo's
+               detection/convert-pretrain-to-detectron2.py does, for detectron2's R-50 backbone
+Weights are converted by sslax/models/pretrained.py (which also reads them back:
+`sslax.models.load_pretrained`), written with safetensors' numpy API (no torch needed), and
+refused, with the reason, for a network whose PyTorch twin would compute another function
+(a CIFAR stem, a ConvNet, ...). Every file is written under a temporary name, then renamed.
 
 `load_encoder(EXPORT_DIR) -> (module, variables)`: `module.apply(variables, x, train=False)`
 (images) or `module.apply(variables, x, mask, train=False)` (sequences, text) gives the
@@ -22,7 +35,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+import pickle
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -32,9 +46,14 @@ import numpy as np
 
 from sslax import assemble, cli, parallel
 from sslax import config as config_lib
+from sslax.errors import ConfigError
 from sslax.methods import get_method
+from sslax.models import pretrained
 
 FORMAT = 1
+FORMATS = ("orbax", "torchvision", "timm", "detectron2")
+WEIGHT_FILES = {"torchvision": "model.safetensors", "timm": "model.safetensors",
+                "detectron2": "model.pkl"}
 
 
 class ExportedEncoder(nn.Module):
@@ -70,10 +89,115 @@ def _tuples(value: Any) -> Any:
   return value
 
 
-def export_encoder(config: ml_collections.ConfigDict, workdir: str, out_dir: str) -> dict:
-  """Writes EXPORT_DIR (module docstring) from the newest checkpoint in WORKDIR; -> export.json."""
+def check_format(model_cfg: ml_collections.ConfigDict, format: str) -> None:
+  """ConfigError unless config.model's encoder can be written as `format` computing the same
+  function: called before any checkpoint is read."""
+  if format not in FORMATS:
+    raise ConfigError(f"--format={format!r} is not one of {list(FORMATS)}")
+  if format == "orbax":
+    return
+  twin_library = pretrained.library(model_cfg)  # ConfigError for a network with no twin
+  if twin_library == "timm" and format != "timm":
+    raise ConfigError(f"--format={format}: config.model.name {model_cfg.name!r} is a ViT, whose "
+                      "PyTorch twin is timm's VisionTransformer: use --format=timm")
+  if twin_library == "torchvision" and format == "timm":
+    raise ConfigError(f"--format=timm: config.model.name {model_cfg.name!r} is a ResNet, whose "
+                      "PyTorch twin is torchvision's: use --format=torchvision or detectron2")
+  pretrained.check_twin(model_cfg)
+
+
+def check_encode_is_encoder(module: nn.Module, variables: dict, config: ml_collections.ConfigDict,
+                            input_shape) -> None:
+  """ConfigError unless the run's evaluated features (`model.encode`) are config.model's bare
+  encoder applied to the image, which is what the PyTorch twin computes: on two random images,
+  to float32 rounding (a bfloat16 run: to bfloat16's; the twin computes in float32)."""
+  images = np.random.default_rng(0).normal(size=(2, *input_shape)).astype(np.float32)
+  features = np.asarray(module.apply(variables, images, train=False), np.float32)
+  bare = {c: (t.get("encoder", {}) if "encoder" in variables["params"] else t) for c, t in variables.items()}
+  expected = np.asarray(pretrained.encoder_module(config.model).apply(bare, images, train=False))
+  tolerance = 1e-4 if config.get("precision", "float32") == "float32" else 5e-2
+  if not np.allclose(features, expected, rtol=tolerance, atol=tolerance * np.max(np.abs(expected))):
+    raise ConfigError(
+        f"method {config.method.name!r}: its evaluated features (model.encode) are not config.model's "
+        f"{config.model.name} applied to the image (max abs diff "
+        f"{np.max(np.abs(features - expected)):.3g}), so the PyTorch twin would compute another "
+        "function; export it with --format=orbax")
+
+
+def detectron2_checkpoint(state_dict: dict[str, np.ndarray]) -> dict:
+  """A torchvision ResNet state_dict -> what detectron2's checkpointer reads from a .pkl: the
+  key renaming of MoCo's detection/convert-pretrain-to-detectron2.py (facebookresearch/moco),
+  applied to the encoder's keys (MoCo's strips its "module.encoder_q." prefix first)."""
+  renamed = {}
+  for key, value in state_dict.items():
+    if "layer" not in key:
+      key = "stem." + key
+    for t in (1, 2, 3, 4):
+      key = key.replace(f"layer{t}", f"res{t + 1}")
+    for t in (1, 2, 3):
+      key = key.replace(f"bn{t}", f"conv{t}.norm")
+    key = key.replace("downsample.0", "shortcut").replace("downsample.1", "shortcut.norm")
+    renamed[key] = value
+  return {"model": renamed, "__author__": "sslax", "matching_heuristics": True}
+
+
+def write_atomically(path: str, write: Callable[[str], None]) -> None:
+  """write(temporary path), then rename it to `path`: a reader never sees half a file."""
+  tmp = f"{path}.tmp-{os.getpid()}"
+  try:
+    write(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # as open() would create it (safetensors writes 0600)
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def write_torch_weights(format: str, variables: dict, model_cfg: ml_collections.ConfigDict,
+                        input_shape, normalization: dict, out_dir: str) -> dict:
+  """Writes OUT/model.safetensors or OUT/model.pkl of the network's (or its `encoder`'s)
+  variables for images of input_shape (H, W, C) normalized with normalization's mean and std;
+  -> export.json's `weights` entry."""
+  from safetensors.numpy import save_file
+
+  encoder = {collection: (tree.get("encoder", {}) if "encoder" in variables["params"] else tree)
+             for collection, tree in variables.items()}
+  state_dict, twin = pretrained.to_torch(model_cfg, encoder, input_shape)
+  path = os.path.join(out_dir, WEIGHT_FILES[format])
+  notes = list(twin["notes"])
+  if format == "detectron2":
+    mean = [round(255 * m, 3) for m in normalization["mean"]]
+    std = [round(255 * s, 3) for s in normalization["std"]]
+    notes = [f"detectron2 config (as MoCo's detection/configs/Base-RCNN-C4-BN.yaml): "
+             f"MODEL.RESNETS.DEPTH={model_cfg.name[len('resnet'):]}, "
+             "MODEL.RESNETS.STRIDE_IN_1X1=False (torchvision's v1.5 stride), INPUT.FORMAT='RGB', "
+             f"MODEL.PIXEL_MEAN={mean}, MODEL.PIXEL_STD={std}"
+             + (", MODEL.RESNETS.RES2_OUT_CHANNELS=64" if model_cfg.name != "resnet50" else "")]
+    checkpoint = detectron2_checkpoint(state_dict)
+
+    def write(tmp):
+      with open(tmp, "wb") as f:
+        pickle.dump(checkpoint, f)
+  else:
+    header = {"format": "pt", "sslax_twin": json.dumps(twin)}  # "pt": what timm / HF expect
+
+    def write(tmp):
+      save_file(state_dict, tmp, metadata=header)
+  if jax.process_index() == 0:
+    write_atomically(path, write)
+  return {"format": format, "file": os.path.basename(path),
+          "twin": {k: v for k, v in twin.items() if k != "notes"}, "notes": notes}
+
+
+def export_encoder(config: ml_collections.ConfigDict, workdir: str, out_dir: str,
+                   format: str = "orbax") -> dict:
+  """Writes EXPORT_DIR (module docstring) from the newest checkpoint in WORKDIR in `format`;
+  -> export.json."""
   import orbax.checkpoint as ocp
 
+  check_format(config.model, format)
   config_lib.validate(config)
   run = assemble.restore_latest(config, workdir, assemble.make_mesh(config))
   model, state, source = run.model, run.state, run.source
@@ -105,20 +229,32 @@ def export_encoder(config: ml_collections.ConfigDict, workdir: str, out_dir: str
       "variables": "encoder subtree" if "encoder" in variables["params"] else "whole network",
       "source": {"workdir": os.path.abspath(workdir), "step": step, "dataset": config.data.name},
   }
-  meta = json.loads(json.dumps(meta))  # as export.json holds it: lists, not tuples
   out_dir = os.path.abspath(out_dir)
   if jax.process_index() == 0:
     os.makedirs(out_dir, exist_ok=True)
-  checkpointer = ocp.StandardCheckpointer()
-  checkpointer.save(os.path.join(out_dir, "variables"), variables, force=True)
-  checkpointer.wait_until_finished()
-  checkpointer.close()
+  if format != "orbax":
+    check_encode_is_encoder(module, variables, config, shape)
+  if format == "orbax":
+    # Orbax saves into a temporary directory and renames it when complete.
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(os.path.join(out_dir, "variables"), variables, force=True)
+    checkpointer.wait_until_finished()
+    checkpointer.close()
+  else:
+    meta["weights"] = write_torch_weights(format, variables, config.model, shape,
+                                          meta["normalization"], out_dir)
+  meta = json.loads(json.dumps(meta))  # as export.json holds it: lists, not tuples
   if jax.process_index() == 0:
-    with open(os.path.join(out_dir, "export.json"), "w") as f:
-      json.dump(meta, f, indent=2)
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2))
+    write_atomically(os.path.join(out_dir, "export.json"),
+                     lambda tmp: _write_text(tmp, json.dumps(meta, indent=2)))
+    write_atomically(os.path.join(out_dir, "config.json"),
+                     lambda tmp: _write_text(tmp, config.to_json_best_effort(indent=2)))
   return meta
+
+
+def _write_text(path: str, text: str) -> None:
+  with open(path, "w") as f:
+    f.write(text)
 
 
 def load_encoder(export_dir: str) -> tuple[nn.Module, dict]:
@@ -131,6 +267,10 @@ def load_encoder(export_dir: str) -> tuple[nn.Module, dict]:
     meta = json.load(f)
   if meta.get("format") != FORMAT:
     raise ValueError(f"{export_dir}: export format {meta.get('format')}, this sslax reads {FORMAT}")
+  if "weights" in meta:
+    raise ValueError(f"{export_dir} holds {meta['weights']['format']} weights "
+                     f"({meta['weights']['file']}), not an Orbax checkpoint: read them with "
+                     "sslax.models.load_pretrained(PATH, config)")
   with open(os.path.join(export_dir, "config.json")) as f:
     config = ml_collections.ConfigDict(_tuples(json.load(f)))
   model = get_method(meta["method"]).build(config_lib.with_precision(config))
@@ -148,10 +288,20 @@ def main(argv) -> None:
 
 
   args = flags.FLAGS
-  meta = cli.run_tool(lambda: export_encoder(args.config, args.workdir, args.out))
+  meta = cli.run_tool(lambda: export_encoder(args.config, args.workdir, args.out, args.format))
   print(f"exported the {meta['method']} encoder of step {meta['source']['step']} "
         f"({meta['variables']}, {meta['feature_dim']}-dim features) to {os.path.abspath(args.out)}",
         flush=True)
+  if "weights" in meta:
+    weights = meta["weights"]
+    twin = weights["twin"]
+    target = twin.get("constructor") or twin.get("model_name") or "timm VisionTransformer(**kwargs)"
+    if weights["format"] == "detectron2":
+      target = f"detectron2's ResNet backbone (torchvision {meta['model']['name']}'s weights)"
+    print(f"{weights['format']}: {os.path.join(os.path.abspath(args.out), weights['file'])} "
+          f"for {target} (export.json's weights.twin)", flush=True)
+    for note in weights["notes"]:
+      print(f"  note: {note}", flush=True)
 
 
 def define_flags() -> None:
@@ -164,6 +314,9 @@ def define_flags() -> None:
                                   lock_config=True)
   flags.DEFINE_string("workdir", None, "The pretraining run's directory (its checkpoints/).")
   flags.DEFINE_string("out", None, "The export directory to write.")
+  flags.DEFINE_enum("format", "orbax", FORMATS,
+                    "orbax (JAX) or, for PyTorch: torchvision (ResNets), timm (ViTs), detectron2 "
+                    "(ResNets, MoCo's key names).")
   flags.mark_flags_as_required(["config", "workdir", "out"])
 
 

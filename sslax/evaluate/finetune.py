@@ -176,6 +176,8 @@ def finetune_run(config: ml_collections.ConfigDict, state: TrainState | None,
         "whose encoders are evaluated frozen (linear probe, kNN, few-label): use "
         "--mode=evaluate")
   ft = finetune_config(config)
+  if state is None and ft.model.get("init_from"):
+    ft.model.init_from = ""  # the random-init baseline starts from no weights at all
   devices = assemble.make_mesh(config).devices.size
   if ft.batch_size % devices:
     raise ConfigError(

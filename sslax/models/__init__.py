@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from typing import Callable, Sequence
 
 import flax.linen as nn
@@ -21,13 +22,14 @@ import ml_collections
 from sslax.errors import ConfigError
 from sslax.models.convnet import ConvNet
 from sslax.models.heads import MLP
+from sslax.models.pretrained import LOADABLE, load_pretrained
 from sslax.models.resnet import ResNet, resnet18, resnet34, resnet50
 from sslax.models.sequence import CPCEncoder, GRUStack, SequenceTransformer, SkipGramEmbeddings
 from sslax.models.vit import ViT, vit_base, vit_small, vit_tiny
 
 __all__ = [
     "ENCODERS", "ConvNet", "MLP", "ResNet", "build_encoder", "encoder_config", "feature_dim",
-    "validate_encoder",
+    "validate_encoder", "load_pretrained",
     "resnet18", "resnet34", "resnet50", "ViT", "vit_tiny", "vit_small", "vit_base",
     "CPCEncoder", "GRUStack", "SequenceTransformer", "SkipGramEmbeddings",
 ]
@@ -52,6 +54,9 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {
 # Set by build_encoder's argument, not by the config: it is a property of how the
 # model is run (inside shard_map or not), not of the architecture.
 _NOT_FROM_CONFIG = ("parent", "name", "bn_axis_name")
+# Keys of config.model that are not the module's: init_from, torchvision / timm weights the
+# run starts from (a .safetensors file; sslax/models/pretrained.py), "" for none.
+CONFIG_ONLY = {"init_from": ""}
 
 
 def _config_keys(factory: Callable[..., nn.Module]) -> list[str]:
@@ -74,7 +79,7 @@ def encoder_config(name: str, **overrides) -> ml_collections.ConfigDict:
   factory = ENCODERS[name]
   module = factory.func if isinstance(factory, functools.partial) else factory
   defaults = {f.name: f.default for f in dataclasses.fields(module)}
-  fields = {"name": name}
+  fields = {"name": name, **CONFIG_ONLY}
   for key in _config_keys(factory):
     if key == "dtype":  # the precision policy is not a per-encoder config field
       continue
@@ -95,9 +100,10 @@ def validate_encoder(cfg: ml_collections.ConfigDict) -> None:
   if name not in ENCODERS:
     raise ConfigError(f"config.model.name: {name!r} is not one of {sorted(ENCODERS)}")
   valid = _config_keys(ENCODERS[name])
-  unknown = sorted(set(cfg.keys()) - set(valid) - {"name"})
+  unknown = sorted(set(cfg.keys()) - set(valid) - {"name", *CONFIG_ONLY})
   if unknown:
     raise ConfigError(f"config.model: unknown key(s) {unknown} for encoder {name!r}; valid keys: {valid}")
+  _validate_init_from(cfg)
   defaults = encoder_config(name)
   for key, value in cfg.items():
     if key == "name" or key not in defaults or defaults[key] is None:
@@ -120,6 +126,19 @@ def validate_encoder(cfg: ml_collections.ConfigDict) -> None:
                           f"--config.model.{key}='{tuple(expected)!r}' (encoder {name!r})")
 
 
+def _validate_init_from(cfg: ml_collections.ConfigDict) -> None:
+  path = cfg.get("init_from", "")
+  if not path:
+    return
+  if not isinstance(path, str):
+    raise ConfigError(f"config.model.init_from: {path!r} is not a path (a .safetensors file)")
+  if cfg.name not in LOADABLE:
+    raise ConfigError(f"config.model.init_from: encoder {cfg.name!r} cannot read torchvision or "
+                      f"timm weights; those that can: {list(LOADABLE)}")
+  if not os.path.isfile(path):
+    raise ConfigError(f"config.model.init_from: no file {path}")
+
+
 def build_encoder(cfg: ml_collections.ConfigDict,
                   bn_axis_name: str | None = None) -> nn.Module:
   """Builds ``ENCODERS[cfg.name](**other cfg fields, bn_axis_name=bn_axis_name)``.
@@ -130,6 +149,8 @@ def build_encoder(cfg: ml_collections.ConfigDict,
   """
   kwargs = cfg.to_dict() if isinstance(cfg, ml_collections.ConfigDict) else dict(cfg)
   name = kwargs.pop("name", None)
+  for key in CONFIG_ONLY:
+    kwargs.pop(key, None)
   if name not in ENCODERS:
     raise ValueError(
         f"Unknown encoder name {name!r}; valid choices: {sorted(ENCODERS)}")
