@@ -11,9 +11,11 @@ A paper config (configs/*_cifar10.py, *_imagenet.py, simclr_stl10.py) carries a
                  captures (an evaluation protocol, a data pipeline).
 A key is a dotted config path ("method.temperature") or one of the derived quantities
 below (the effective learning rate after batch scaling, epochs, warm-up epochs, the
-optimizer and its semantics). The card prints every key's resolved value beside the
+optimizer and its semantics, the crop's resampling). The card prints every key's resolved value beside the
 source's, marks a difference "!=", and marks one that `departures` does not name
-"UNLISTED" (tests/test_recipes.py fails on it).
+"UNLISTED" (tests/test_recipes.py fails on it). It ends with what evaluates the backbone:
+the frozen protocols `--mode=train` runs, and the paper's linear evaluation, a separate run
+(`python -m sslax.evaluate.linear_eval`), named by its recipe.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ from sslax import optim
 # Training examples of the splits paper configs pretrain on (STL-10: `unlabelled`); an
 # epoch is examples // batch steps (the last partial batch dropped, as the sources do).
 EPOCH_EXAMPLES = {"cifar10": 50_000, "imagenet2012": 1_281_167, "stl10": 100_000}
+# Datasets of varied image sizes: opened with data.in_memory False they are a
+# FullResolutionSource (sslax/data/pipeline.py), and each view's crop is taken on the host
+# from the whole image with the view's `interpolation`. Every other image dataset keeps the
+# on-device crop, which is bilinear.
+FULL_RESOLUTION = ("imagenet2012",)
 
 # What each optimizer steps as: the semantics row of the card.
 _SEMANTICS = {
@@ -54,6 +61,17 @@ def optimizer_summary(cfg: ml_collections.ConfigDict) -> str:
   return cfg.name
 
 
+def crop_interpolation(config: ml_collections.ConfigDict) -> str:
+  """How the random resized crop resamples: the views' `interpolation` where the crop is
+  taken on the host (one name, or the views' names joined by "/" if they differ), else the
+  on-device crop's "bilinear"."""
+  host = config.data.name in FULL_RESOLUTION and config.data.get("in_memory") is False
+  if not host:
+    return "bilinear"
+  names = [view.get("interpolation", "bilinear") for view in config.views.values()]
+  return names[0] if len(set(names)) == 1 else "/".join(names)
+
+
 def derived(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """The card's computed keys: what a reader compares first."""
   examples = EPOCH_EXAMPLES.get(config.data.name)
@@ -71,6 +89,7 @@ def derived(config: ml_collections.ConfigDict) -> dict[str, Any]:
       "optimizer": optimizer_summary(opt),
       "optimizer_semantics": semantics,
       "views": len(config.views),
+      "crop_interpolation": crop_interpolation(config),
   }
 
 
@@ -127,12 +146,29 @@ def card(config: ml_collections.ConfigDict) -> str:
   for key in resolved_only:
     if key not in recorded:
       lines.append(f"| {key} | {resolved_only[key]} | (not recorded) | | |")
-  lines.append(f"| eval.protocols | {tuple(config.eval.protocols)} | | | this config's evaluation |")
   free = [why if key == "-" else f"{key}: {why}" for key, why in recipe.departures
           if key not in recorded]
   if free:
     lines += ["", "Departures no key captures:"] + [f"- {why}" for why in free]
-  return "\n".join(lines)
+  return "\n".join(lines + [""] + evaluation(config))
+
+
+def evaluation(config: ml_collections.ConfigDict) -> list[str]:
+  """What evaluates the backbone: `--mode=train`'s frozen protocols, and the paper's linear
+  evaluation where the config names its recipe."""
+  protocols = tuple(config.eval.protocols)
+  limit = config.eval.get("max_train_examples", -1)
+  bank = "the whole training split" if limit < 0 else f"the first {limit} training examples"
+  knn = (f" (kNN: k {config.eval.knn_k}, T {config.eval.knn_temperature})"
+         if "knn" in protocols else "")
+  out = [f"Evaluation at the end of `--mode=train`: {', '.join(protocols)}, on frozen features "
+         f"of {bank}{knn}."]
+  name = config.get("linear_eval", {}).get("recipe", "")
+  if name:
+    out.append(f"The paper's linear evaluation is a separate run, not part of `--mode=train`: "
+               f"`python -m sslax.evaluate.linear_eval --config=... --workdir=...`, recipe "
+               f"{name!r} (settings, source and departures: sslax/evaluate/linear_eval_recipes.py).")
+  return out
 
 
 def main(argv) -> None:
