@@ -98,7 +98,8 @@ def get_config():
   config.recipe.departures = (
       ('-',
        'the learning rate decays to 0 (official min_lr 1e-6); no fp16 loss scaling'),
-      ('-',
-       'the two global crops (and the local ones) share BatchNorm statistics per resolution, as the official MultiCropWrapper does'),
   )
+  # Not a departure: the two global crops (and the local ones) share BatchNorm statistics per
+  # resolution, as the official utils.py MultiCropWrapper forwards each resolution's crops
+  # concatenated.
   return config
