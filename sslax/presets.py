@@ -220,12 +220,15 @@ def solo_learn_values(yaml: str, *, optimizer: str, lr: float, weight_decay: flo
   return tuple(rows)
 
 
-# Departures every solo-learn CIFAR-10 config keeps: CIFAR-10 is stored at its training size,
-# so its crop is taken on the device (sslax/data/augment.py), which resamples bilinearly only;
-# the host crop's `interpolation` applies to full-resolution datasets.
+def set_crop_interpolation(config: ml_collections.ConfigDict, interpolation: str) -> None:
+  """Every view's random resized crop resamples with `interpolation` ("bilinear" or
+  "bicubic"), on the host (full-resolution images) or on the device (in-memory ones)."""
+  for view in config.views.values():
+    view.interpolation = interpolation
+
+
+# Departures every solo-learn CIFAR-10 config keeps.
 SOLO_LEARN_DEPARTURES = (
-    ("crop_interpolation", "the on-device crop of CIFAR-10 resamples bilinearly; solo-learn's "
-                           "RandomResizedCrop is bicubic (solo/data/pretrain_dataloader.py)"),
     ("-", "evaluation: sslax's frozen protocols (config.eval); solo-learn's table is its "
           "linear classifier on the 1000-epoch backbone"),
 )
@@ -260,8 +263,7 @@ def imagenet_crop_interpolation(config: ml_collections.ConfigDict, source: str) 
   """Sets every view's host-crop `interpolation` to `source`'s (IMAGENET_CROP_INTERPOLATION);
   -> the config.recipe.source_values row that records it."""
   interpolation, where = IMAGENET_CROP_INTERPOLATION[source]
-  for view in config.views.values():
-    view.interpolation = interpolation
+  set_crop_interpolation(config, interpolation)
   return ("crop_interpolation", interpolation, where)
 
 

@@ -29,11 +29,6 @@ from sslax import optim
 # Training examples of the splits paper configs pretrain on (STL-10: `unlabelled`); an
 # epoch is examples // batch steps (the last partial batch dropped, as the sources do).
 EPOCH_EXAMPLES = {"cifar10": 50_000, "imagenet2012": 1_281_167, "stl10": 100_000}
-# Datasets of varied image sizes: opened with data.in_memory False they are a
-# FullResolutionSource (sslax/data/pipeline.py), and each view's crop is taken on the host
-# from the whole image with the view's `interpolation`. Every other image dataset keeps the
-# on-device crop, which is bilinear.
-FULL_RESOLUTION = ("imagenet2012",)
 
 # What each optimizer steps as: the semantics row of the card.
 _SEMANTICS = {
@@ -62,12 +57,9 @@ def optimizer_summary(cfg: ml_collections.ConfigDict) -> str:
 
 
 def crop_interpolation(config: ml_collections.ConfigDict) -> str:
-  """How the random resized crop resamples: the views' `interpolation` where the crop is
-  taken on the host (one name, or the views' names joined by "/" if they differ), else the
-  on-device crop's "bilinear"."""
-  host = config.data.name in FULL_RESOLUTION and config.data.get("in_memory") is False
-  if not host:
-    return "bilinear"
+  """How the random resized crop resamples (on the host for full-resolution images, on the
+  device for in-memory ones): the views' `interpolation`, one name, or each view's joined by
+  "/" where they differ."""
   names = [view.get("interpolation", "bilinear") for view in config.views.values()]
   return names[0] if len(set(names)) == 1 else "/".join(names)
 

@@ -266,18 +266,16 @@ def test_derived_values_count_whole_batches():
   assert recipe.derived(load("configs/simclr_imagenet.py"))["lr_peak"] == 4.8
 
 
-def test_crop_interpolation_is_the_host_crops_where_the_crop_is_taken_on_the_host():
-  config = load("configs/dino_imagenet.py")  # full resolution: each view's own setting
+def test_crop_interpolation_is_the_views():
+  config = load("configs/dino_imagenet.py")
   assert recipe.crop_interpolation(config) == "bicubic"
   config.views.local1.interpolation = "bilinear"
   assert recipe.crop_interpolation(config) == "/".join(
       ["bilinear" if name == "local1" else "bicubic" for name in config.views])
-  config.data.in_memory = True  # resized and centre-cropped, then cropped on the device
-  assert recipe.crop_interpolation(config) == "bilinear"
-  cifar = load("configs/byol_cifar10.py")
-  for view in cifar.views.values():
-    view.interpolation = "bicubic"  # a host-crop setting: CIFAR-10 is cropped on the device
-  assert recipe.crop_interpolation(cifar) == "bilinear"
+  cifar = load("configs/byol_cifar10.py")  # the on-device crop, bicubic as solo-learn's
+  assert recipe.crop_interpolation(cifar) == "bicubic"
+  cifar.views.view2.interpolation = "bilinear"
+  assert "crop_interpolation" in unlisted_against(cifar, SOURCES["configs/byol_cifar10.py"])
 
 
 @pytest.mark.parametrize("name", ["byol_cifar10", "simclr_imagenet"])
