@@ -395,7 +395,8 @@ def test_configs():
 )
 def test_bicubic_crop_resize_matches_pil(box, out, flip):
   """The on-device bicubic crop against PIL's (torchvision's RandomResizedCrop on a PIL image:
-  crop, then resize BICUBIC). PIL rounds to uint8 after each of its two passes: within 2/255."""
+  crop, then resize BICUBIC). PIL rounds to uint8 after each of its two passes: within 1.5/255
+  (0.84 to 0.99 levels measured)."""
   from PIL import Image
 
   image = random_images(1, 24, 30, 3, seed=11)[0]
@@ -407,7 +408,7 @@ def test_bicubic_crop_resize_matches_pil(box, out, flip):
   got = A._resample(jnp.asarray(image, jnp.float32) / 255.0, *(jnp.int32(v) for v in box), out,
                     flip=flip, interpolation="bicubic")
   got = np.clip(np.asarray(got), 0.0, 1.0)
-  assert np.abs(got - want).max() <= 2.0 / 255.0
+  assert np.abs(got - want).max() <= 1.5 / 255.0
   bilinear = A._resample(jnp.asarray(image, jnp.float32) / 255.0, *(jnp.int32(v) for v in box),
                          out, flip=flip)
   assert np.abs(np.asarray(bilinear) - want).max() > 4.0 / 255.0  # the test tells them apart
