@@ -54,7 +54,20 @@ def get_config():
       ('optimizer.trust_coefficient', 0.001, 'main.py eta 0.001'),
       ('method.views_forward', 'per_view', 'main.py: y1 and y2 through the backbone apart'),
   )
-  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+  config.recipe.source_values += (
+      ('method.lambd', 0.0051, 'main.py --lambd 0.0051'),
+      ('method.projector_hidden', (8192, 8192), 'main.py --projector 8192-8192-8192'),
+      ('method.projector_dim', 8192, 'main.py --projector 8192-8192-8192'),
+      ('model.zero_init_last_bn', True, 'main.py resnet50(zero_init_residual=True)'),
+      ('views.view1.saturation', 0.2, 'main.py Transform: ColorJitter(0.4, 0.4, 0.2, 0.1) p 0.8'),
+      ('views.view1.blur_p', 1.0, 'main.py Transform: GaussianBlur(p=1.0)'),
+      ('views.view1.solarize_p', 0.0, 'main.py Transform: Solarization(p=0.0)'),
+      ('views.view2.blur_p', 0.1, 'main.py Transform: GaussianBlur(p=0.1)'),
+      ('views.view2.solarize_p', 0.2, 'main.py Transform: Solarization(p=0.2)'),
+      ('views.view1.blur_kernel', 'sigma', 'main.py GaussianBlur: PIL ImageFilter.GaussianBlur(sigma)'),
+      presets.imagenet_crop_interpolation(config, "barlow_twins"),
+  )
+  config.recipe.departures = (
       ('-',
        'one learning rate for every parameter (the paper gives biases and BatchNorm parameters 0.0048 x batch/256); the cosine decays to 0 instead of 1/1000 of the peak'),
       ('-',

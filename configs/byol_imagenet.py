@@ -67,7 +67,11 @@ def get_config():
       ("views.view2.solarize_p", 0.2, f"{paper} Table 6"),
       ("views.view1.blur_kernel", "fraction", f"{paper} Table 6: kernel 23 px (10% of 224)"),
   )
-  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
-      ("-", "crops are resampled bilinearly; the official augmentations.py resizes bicubically"),
+  config.recipe.source_values += (presets.imagenet_crop_interpolation(config, "byol"),)
+  config.recipe.departures = (
+      ("-", "the crop box is torchvision's RandomResizedCrop's (10 tries, then the centred box); "
+            "the official utils/dataset.py _decode_and_random_crop draws once and clamps the "
+            "width and height to the image"),
+      presets.TF_RESIZE_DEPARTURE,
   )
   return config

@@ -40,7 +40,7 @@ def get_config():
   config.recipe.source_values = (
       ('optimizer.b2', 0.99, 'paper'),
   )
-  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+  config.recipe.departures = (
       ('-',
        'AdamW (decoupled decay) for Adam with an L2 term'),
       ('-',

@@ -43,7 +43,7 @@ def get_config():
       ('optimizer', 'adamw', 'section 4.1: Adam'),
       ('optimizer.weight_decay', 0.05, 'section 4.1'),
   )
-  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+  config.recipe.departures = (
       ('-',
        'random instead of block-wise masking; the EMA rate follows a cosine instead of a linear schedule'),
   )

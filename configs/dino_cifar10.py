@@ -55,6 +55,7 @@ def get_config():
   where = f"scripts/pretrain/cifar/{YAML}"
   aug = "scripts/pretrain/cifar/augmentations/asymmetric.yaml"
   config.recipe.source = f"{presets.SOLO_LEARN} {where} (+ {aug}, solo/methods/dino.py)"
+  presets.set_crop_interpolation(config, "bicubic")  # solo/data/pretrain_dataloader.py
   config.recipe.source_values = presets.solo_learn_values(YAML, optimizer="lars", lr=LR, weight_decay=WD) + (
       ("method.head_hidden", 2048, f"{where} proj_hidden_dim"),
       ("method.head_bottleneck", 256, f"{where} proj_output_dim"),

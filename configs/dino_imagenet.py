@@ -18,7 +18,8 @@ Augmentations (DataAugmentationDINO): flip, colour jitter (0.4, 0.4, 0.2, 0.1) w
 and solarized with p 0.2, local crops blurred with p 0.5.
 
 Departures: the learning rate decays to 0 (official min_lr 1e-6); no fp16 loss scaling
-(bfloat16/float32 here); bicubic crops are resampled as in sslax/data/augment.py.
+(bfloat16/float32 here). Every crop is taken on the host from the full image and
+resampled bicubically, as DataAugmentationDINO's.
 """
 
 import ml_collections
@@ -74,10 +75,31 @@ def get_config():
       ('optimizer', 'sgd', 'README: --optimizer sgd'),
       ('optimizer.weight_decay', 0.0001, 'README: --weight_decay 1e-4'),
   )
-  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+  config.recipe.source_values += (
+      ('views', 10, 'main_dino.py: 2 global crops + --local_crops_number 8'),
+      ('views.global1.crop_scale', (0.14, 1.0), 'README command: --global_crops_scale 0.14 1'),
+      ('views.local1.crop_scale', (0.05, 0.14), 'README command: --local_crops_scale 0.05 0.14'),
+      ('views.local1.size', 96, 'main_dino.py DataAugmentationDINO: RandomResizedCrop(96, ...)'),
+      ('views.global1.blur_p', 1.0, 'main_dino.py DataAugmentationDINO: GaussianBlur(1.0)'),
+      ('views.global2.blur_p', 0.1, 'main_dino.py DataAugmentationDINO: GaussianBlur(0.1)'),
+      ('views.global2.solarize_p', 0.2, 'main_dino.py DataAugmentationDINO: Solarization(0.2)'),
+      ('views.local1.blur_p', 0.5, 'main_dino.py DataAugmentationDINO: GaussianBlur(p=0.5)'),
+      ('method.out_dim', 65536, 'main_dino.py --out_dim 65536'),
+      ('method.base_momentum', 0.996, 'main_dino.py --momentum_teacher 0.996'),
+      ('method.teacher_temp', 0.04, 'main_dino.py --teacher_temp 0.04'),
+      ('method.warmup_teacher_temp_steps', 0, 'main_dino.py --warmup_teacher_temp_epochs 0'),
+      ('method.student_temp', 0.1, 'main_dino.py DINOLoss student_temp 0.1'),
+      ('method.center_momentum', 0.9, 'main_dino.py DINOLoss center_momentum 0.9'),
+      ('method.head_use_bn', False, 'main_dino.py --use_bn_in_head False'),
+      ('method.norm_last_layer', True, 'main_dino.py --norm_last_layer True'),
+      ('optimizer.clip_grad_per_tensor', 3.0, 'main_dino.py --clip_grad 3.0'),
+      presets.imagenet_crop_interpolation(config, "dino"),
+  )
+  config.recipe.departures = (
       ('-',
        'the learning rate decays to 0 (official min_lr 1e-6); no fp16 loss scaling'),
-      ('-',
-       'the two global crops (and the local ones) share BatchNorm statistics per resolution, as the official MultiCropWrapper does'),
   )
+  # Not a departure: the two global crops (and the local ones) share BatchNorm statistics per
+  # resolution, as the official utils.py MultiCropWrapper forwards each resolution's crops
+  # concatenated.
   return config

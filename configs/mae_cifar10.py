@@ -36,6 +36,7 @@ def get_config():
   config.optimizer.b2 = 0.95
   config.views = ml_collections.ConfigDict({"view1": crop_flip_view_config((0.08, 1.0))})
 
+  presets.set_crop_interpolation(config, "bicubic")  # solo/data/pretrain_dataloader.py
   where = f"scripts/pretrain/cifar/{YAML}"
   aug = "scripts/pretrain/cifar/augmentations/reconstruction.yaml"
   shared = [row for row in presets.solo_learn_values(YAML, optimizer="adamw", lr=LR, weight_decay=WD)

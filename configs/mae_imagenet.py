@@ -54,6 +54,6 @@ def get_config():
       ('optimizer.b2', 0.95, 'Table 8: beta2 0.95'),
       ('method.mask_ratio', 0.75, 'section 4'),
   )
-  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
-  )
+  config.recipe.source_values += (presets.imagenet_crop_interpolation(config, "mae"),)
+  config.recipe.departures = ()
   return config

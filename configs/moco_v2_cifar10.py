@@ -40,6 +40,7 @@ def get_config():
   where = f"scripts/pretrain/cifar/{YAML}"
   aug = "scripts/pretrain/cifar/augmentations/symmetric_weak.yaml"
   config.recipe.source = f"{presets.SOLO_LEARN} {where} (+ {aug}, solo/methods/mocov2plus.py)"
+  presets.set_crop_interpolation(config, "bicubic")  # solo/data/pretrain_dataloader.py
   config.recipe.source_values = presets.solo_learn_values(YAML, optimizer="sgd", lr=LR, weight_decay=WD) + (
       ("method.temperature", 0.2, f"{where} temperature"),
       ("method.queue_size", 32768, f"{where} queue_size"),

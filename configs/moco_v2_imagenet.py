@@ -58,7 +58,20 @@ def get_config():
       ('method.queue_size', 65536, '--moco-k 65536'),
       ('method.symmetric', False, 'builder.py: one direction'),
   )
-  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+  aug = "main_moco.py --aug-plus augmentation"
+  config.recipe.source_values += (
+      ('method.base_momentum', 0.999, 'main_moco.py --moco-m 0.999'),
+      ('method.projector_dim', 128, 'main_moco.py --moco-dim 128'),
+      ('optimizer.momentum', 0.9, 'main_moco.py --momentum 0.9'),
+      ('views.view1.crop_scale', (0.2, 1.0), f'{aug}: RandomResizedCrop(224, scale=(0.2, 1.0))'),
+      ('views.view1.brightness', 0.4, f'{aug}: ColorJitter(0.4, 0.4, 0.4, 0.1) p 0.8'),
+      ('views.view1.saturation', 0.4, f'{aug}: ColorJitter(0.4, 0.4, 0.4, 0.1) p 0.8'),
+      ('views.view1.hue', 0.1, f'{aug}: ColorJitter(0.4, 0.4, 0.4, 0.1) p 0.8'),
+      ('views.view1.gray_p', 0.2, f'{aug}: RandomGrayscale(p=0.2)'),
+      ('views.view1.blur_p', 0.5, f'{aug}: RandomApply([GaussianBlur([0.1, 2.0])], p=0.5)'),
+      presets.imagenet_crop_interpolation(config, "moco_v2"),
+  )
+  config.recipe.departures = (
       ('-',
        'BatchNorm statistics over the global batch instead of shuffle BN (sslax/methods/moco_v2.py)'),
   )

@@ -39,6 +39,7 @@ def get_config():
   where = f"scripts/pretrain/cifar/{YAML}"
   aug = "scripts/pretrain/cifar/augmentations/asymmetric.yaml"
   config.recipe.source = f"{presets.SOLO_LEARN} {where} (+ {aug}, solo/methods/mocov3.py)"
+  presets.set_crop_interpolation(config, "bicubic")  # solo/data/pretrain_dataloader.py
   config.recipe.source_values = presets.solo_learn_values(YAML, optimizer="lars", lr=LR, weight_decay=WD) + (
       ("method.temperature", 0.2, f"{where} temperature"),
       ("method.projector_hidden", (4096,), f"{where} proj_hidden_dim; _build_mlp(2, ...) for resnets"),

@@ -54,7 +54,16 @@ def get_config():
       ('method.temperature', 1.0, 'main_moco.py --moco-t 1.0'),
       ('method.views_forward', 'per_view', 'builder.py: x1 and x2 through the networks apart'),
   )
-  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+  aug = "main_moco.py augmentation1/augmentation2"
+  config.recipe.source_values += (
+      ('views.view1.crop_scale', (0.2, 1.0), f'{aug}: RandomResizedCrop(224, scale=(0.2, 1.))'),
+      ('views.view1.saturation', 0.2, f'{aug}: ColorJitter(0.4, 0.4, 0.2, 0.1) p 0.8'),
+      ('views.view1.blur_p', 1.0, 'main_moco.py augmentation1: GaussianBlur p 1.0'),
+      ('views.view2.blur_p', 0.1, 'main_moco.py augmentation2: GaussianBlur p 0.1'),
+      ('views.view2.solarize_p', 0.2, 'main_moco.py augmentation2: Solarize p 0.2'),
+      presets.imagenet_crop_interpolation(config, "moco_v3"),
+  )
+  config.recipe.departures = (
       ('-',
        "the projector's last BatchNorm keeps a learned scale; the official one has no affine parameters"),
   )

@@ -65,9 +65,13 @@ def get_config():
       ("views.view1.blur_p", 0.5, f"{paper} appendix A: blur p 0.5"),
       ("views.view1.blur_kernel", "fraction", f"{paper} appendix A: kernel 10% of the side"),
   )
-  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+  config.recipe.source_values += (presets.imagenet_crop_interpolation(config, "simclr"),)
+  config.recipe.departures = (
       ("epochs", "100 epochs, the length of the paper's ablations (its Figure 9 compares "
                  "lengths); the published 69.3 trains 1000"),
-      ("-", "crops are resampled bilinearly; the official crop_and_resize is bicubic"),
+      ("-", "the crop box is torchvision's RandomResizedCrop's (10 tries, then the centred box); "
+            "the official data_util.py draws tf.image.sample_distorted_bounding_box "
+            "(min_object_covered 0.1, 100 tries, then the whole image)"),
+      presets.TF_RESIZE_DEPARTURE,
   )
   return config

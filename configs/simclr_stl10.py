@@ -10,6 +10,7 @@ appendix A), LARS 1.0 x batch/256, temperature 0.2 as solo-learn's STL-10 settin
 """
 
 from sslax import config as config_lib
+from sslax import presets
 from sslax.data.augment import default_view_config
 from sslax.methods.simclr import defaults as simclr_defaults
 from sslax.models import encoder_config
@@ -47,6 +48,7 @@ def get_config():
   # The probe and kNN fit on the labelled `train` split, not on the unlabelled one.
   config.eval.train_split = "train"
 
+  presets.set_crop_interpolation(config, "bicubic")  # SimCLR's crop_and_resize
   paper = "Chen et al. 2020 (arXiv:2002.05709)"
   config.recipe.source = (f"{paper} appendix A (augmentations) and B.1 (LARS); no published "
                           "STL-10 recipe: batch, epochs and temperature are this file's choices")
@@ -55,9 +57,10 @@ def get_config():
       ("method.temperature", 0.2, "solo-learn's STL-10 temperature"),
       ("views.view1.brightness", 0.8, f"{paper} appendix A: colour strength 1.0"),
       ("views.view1.blur_p", 0.5, f"{paper} appendix A"),
+      ("crop_interpolation", "bicubic", "google-research/simclr tf2/data_util.py crop_and_resize: "
+       "tf.image.resize(method=BICUBIC)"),
   )
   config.recipe.departures = (
       ("views.view1.brightness", "colour strength 0.5 (default_view_config), not appendix A's 1.0"),
-      ("-", "crops are resampled bilinearly; SimCLR's crop_and_resize is bicubic"),
   )
   return config

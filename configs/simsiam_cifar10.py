@@ -38,6 +38,7 @@ def get_config():
   where = f"scripts/pretrain/cifar/{YAML}"
   aug = "scripts/pretrain/cifar/augmentations/symmetric_weak.yaml"
   config.recipe.source = f"{presets.SOLO_LEARN} {where} (+ {aug}, solo/methods/simsiam.py)"
+  presets.set_crop_interpolation(config, "bicubic")  # solo/data/pretrain_dataloader.py
   config.recipe.source_values = presets.solo_learn_values(YAML, optimizer="sgd", lr=LR, weight_decay=WD) + (
       ("method.projector_hidden", (2048, 2048), f"{where} proj_hidden_dim"),
       ("method.projector_dim", 2048, f"{where} proj_output_dim"),

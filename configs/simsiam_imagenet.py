@@ -58,7 +58,19 @@ def get_config():
       ('optimizer.fixed_lr_parts', ('predictor',), 'README command --fix-pred-lr'),
       ('method.views_forward', 'per_view', 'builder.py: x1 and x2 through the network apart'),
   )
-  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+  aug = "main_simsiam.py augmentation"
+  config.recipe.source_values += (
+      ('method.projector_dim', 2048, 'main_simsiam.py --dim 2048'),
+      ('method.predictor_hidden', (512,), 'main_simsiam.py --pred-dim 512'),
+      ('optimizer.momentum', 0.9, 'main_simsiam.py --momentum 0.9'),
+      ('views.view1.crop_scale', (0.2, 1.0), f'{aug}: RandomResizedCrop(224, scale=(0.2, 1.))'),
+      ('views.view1.brightness', 0.4, f'{aug}: ColorJitter(0.4, 0.4, 0.4, 0.1) p 0.8'),
+      ('views.view1.saturation', 0.4, f'{aug}: ColorJitter(0.4, 0.4, 0.4, 0.1) p 0.8'),
+      ('views.view1.gray_p', 0.2, f'{aug}: RandomGrayscale(p=0.2)'),
+      ('views.view1.blur_p', 0.5, f'{aug}: RandomApply([GaussianBlur([.1, 2.])], p=0.5)'),
+      presets.imagenet_crop_interpolation(config, "simsiam"),
+  )
+  config.recipe.departures = (
       ('-',
        "the projector's last BatchNorm keeps a learned scale; the official one has no affine parameters"),
   )

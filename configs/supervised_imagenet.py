@@ -34,8 +34,8 @@ def get_config():
   config.optimizer.nesterov = False
   config.optimizer.weight_decay = 1e-4
   config.optimizer.warmup_steps = 5 * steps_per_epoch
-  # As configs/simclr_imagenet.py: the probe and kNN fit on the first 100k training
-  # images, and raw pixels at 224x224x3 are no baseline.
+  # As every configs/*_imagenet.py (presets.imagenet_resnet50): kNN and the few-label probes
+  # on the whole training split, and raw pixels at 224x224x3 are no baseline.
 
   config.recipe.source = 'Goyal et al. 2017 (arXiv:1706.02677); torchvision references/classification ResNet-50 recipe'
   config.recipe.source_values = (
@@ -46,7 +46,7 @@ def get_config():
       ('optimizer', 'sgd', 'SGD momentum 0.9'),
       ('optimizer.weight_decay', 0.0001, '1e-4'),
   )
-  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+  config.recipe.departures = (
       ('batch_size',
        "batch 1024 (lr 0.4 by the linear rule, Goyal et al. cover 256 to 8k) is this file's choice"),
       ('lr_peak',

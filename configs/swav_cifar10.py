@@ -46,6 +46,7 @@ def get_config():
   where = f"scripts/pretrain/cifar/{YAML}"
   aug = "scripts/pretrain/cifar/augmentations/symmetric.yaml"
   config.recipe.source = f"{presets.SOLO_LEARN} {where} (+ {aug}, solo/methods/swav.py)"
+  presets.set_crop_interpolation(config, "bicubic")  # solo/data/pretrain_dataloader.py
   config.recipe.source_values = presets.solo_learn_values(YAML, optimizer="lars", lr=LR, weight_decay=WD) + (
       ("method.projector_hidden", (2048,), f"{where} proj_hidden_dim"),
       ("method.projector_dim", 128, f"{where} proj_output_dim"),

@@ -57,7 +57,10 @@ def get_config():
   config.linear_eval.recipe = "swav"
   config.optimizer.lars_variant = "solo_learn"  # apex LARC, clip False
   config.optimizer.decay_all_parameters = True  # LARC adapts and decays every tensor
-  presets.pil_blur(config)  # PIL GaussianBlur(radius=sigma) in the source
+  # The source blurs with cv2.GaussianBlur, a fixed 23x23 kernel, sigma U(0.1, 2)
+  # (src/multicropdataset.py RandomGaussianBlur); the kernel from sigma (radius ceil(3 sigma),
+  # 13 taps at sigma 2) drops only the tails beyond 3 sigma, also on the 96 px local crops.
+  presets.pil_blur(config)
 
   config.recipe.source = 'facebookresearch/swav scripts/swav_800ep_pretrain.sh and main_swav.py (Caron et al. 2020, arXiv:2006.09882)'
   config.recipe.source_values = (
@@ -69,7 +72,27 @@ def get_config():
       ('optimizer.decay_all_parameters', True, 'main_swav.py: LARC over every parameter'),
       ('optimizer.weight_decay', 1e-06, '--wd 0.000001'),
   )
-  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+  script = "scripts/swav_800ep_pretrain.sh"
+  crops = "src/multicropdataset.py"
+  config.recipe.source_values += (
+      ('views', 8, f'{script} --nmb_crops 2 6'),
+      ('views.global1.crop_scale', (0.14, 1.0), f'{script} --min_scale_crops 0.14 --max_scale_crops 1.'),
+      ('views.local1.crop_scale', (0.05, 0.14), f'{script} --min_scale_crops 0.05 --max_scale_crops 0.14'),
+      ('views.local1.size', 96, f'{script} --size_crops 224 96'),
+      ('views.global1.brightness', 0.8, f'{crops} get_color_distortion(s=1.0): ColorJitter(0.8, 0.8, 0.8, 0.2)'),
+      ('views.global1.jitter_p', 0.8, f'{crops} get_color_distortion: RandomApply p 0.8'),
+      ('views.global1.blur_p', 0.5, f'{crops} RandomGaussianBlur: np.random.rand() > 0.5'),
+      ('views.local1.blur_p', 0.5, f'{crops} RandomGaussianBlur on every crop'),
+      ('method.temperature', 0.1, f'{script} --temperature 0.1'),
+      ('method.epsilon', 0.05, f'{script} --epsilon 0.05'),
+      ('method.sinkhorn_iterations', 3, f'{script} --sinkhorn_iterations 3'),
+      ('method.projector_dim', 128, f'{script} --feat_dim 128'),
+      ('method.num_prototypes', 3000, f'{script} --nmb_prototypes 3000'),
+      ('method.queue_length', 0, f'{script} --queue_length 0'),
+      ('method.freeze_prototypes_steps', 313, f'{script} --freeze_prototypes_niters 313'),
+      presets.imagenet_crop_interpolation(config, "swav"),
+  )
+  config.recipe.departures = (
       ('-',
        'warm-up from 0 (official --start_warmup 0.3) and cosine to 0 (official --final_lr 0.0048); no fp16'),
   )

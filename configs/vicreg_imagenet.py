@@ -54,7 +54,16 @@ def get_config():
       ('method.halve_variance', True, "main_vicreg.py: std_loss halves each view's term"),
       ('method.views_forward', 'per_view', 'main_vicreg.py: x and y through the backbone apart'),
   )
-  config.recipe.departures = presets.IMAGENET_DEPARTURES + (
+  config.recipe.source_values += (
+      ('method.sim_coeff', 25.0, 'main_vicreg.py --sim-coeff 25.0'),
+      ('method.std_coeff', 25.0, 'main_vicreg.py --std-coeff 25.0'),
+      ('method.cov_coeff', 1.0, 'main_vicreg.py --cov-coeff 1.0'),
+      ('method.projector_hidden', (8192, 8192), 'main_vicreg.py --mlp 8192-8192-8192'),
+      ('method.projector_dim', 8192, 'main_vicreg.py --mlp 8192-8192-8192'),
+      ('model.zero_init_last_bn', True, 'main_vicreg.py resnet50(zero_init_residual=True)'),
+      presets.imagenet_crop_interpolation(config, "vicreg"),
+  )
+  config.recipe.departures = (
       ('-',
        'the cosine decays to 0 instead of to 1/1000 of the peak'),
   )

@@ -207,7 +207,9 @@ def solo_learn_values(yaml: str, *, optimizer: str, lr: float, weight_decay: flo
           ("optimizer.weight_decay", weight_decay, f"{where} optimizer.weight_decay"),
           ("optimizer.momentum", 0.9, f"{SOLO_LEARN_DEFAULTS}: optimizer.kwargs.momentum"),
           ("model.name", "resnet18", f"{where} backbone.name"),
-          ("model.zero_init_last_bn", False, "torchvision resnet18 zero_init_residual=False")]
+          ("model.zero_init_last_bn", False, "torchvision resnet18 zero_init_residual=False"),
+          ("crop_interpolation", "bicubic", "solo/data/pretrain_dataloader.py: RandomResizedCrop("
+           "interpolation=InterpolationMode.BICUBIC)")]
   if optimizer == "lars":
     rows += [("optimizer", "lars (solo_learn, clip_lr)", f"{where} optimizer.kwargs.clip_lr True; "
               "solo/utils/lars.py"),
@@ -218,26 +220,59 @@ def solo_learn_values(yaml: str, *, optimizer: str, lr: float, weight_decay: flo
   return tuple(rows)
 
 
-# Departures every solo-learn CIFAR-10 config keeps: the input pipeline's crop (bilinear,
-# on the device) is owned by sslax/data; the frozen evaluation is sslax's own protocol.
+def set_crop_interpolation(config: ml_collections.ConfigDict, interpolation: str) -> None:
+  """Every view's random resized crop resamples with `interpolation` ("bilinear" or
+  "bicubic"), on the host (full-resolution images) or on the device (in-memory ones)."""
+  for view in config.views.values():
+    view.interpolation = interpolation
+
+
+# Departures every solo-learn CIFAR-10 config keeps.
 SOLO_LEARN_DEPARTURES = (
-    ("-", "crops are resampled bilinearly on the device; solo-learn's torchvision "
-          "RandomResizedCrop is bicubic (solo/data/pretrain_dataloader.py)"),
     ("-", "evaluation: sslax's frozen protocols (config.eval); solo-learn's table is its "
           "linear classifier on the 1000-epoch backbone"),
 )
 
 
-# Departures of every ImageNet config that other parts of sslax own; one line each here so
-# that the change that closes one deletes one line (the recipe card prints them).
-IMAGENET_PIPELINE_DEPARTURE = (
-    "-", "input: each image is resized (shorter side 224) and centre-cropped on the host before "
-         "the random resized crop; the sources crop from the full image and evaluate on a "
-         "resize-256 / centre-224 crop")
-IMAGENET_EVAL_DEPARTURE = (
-    "-", "evaluation: config.eval's frozen protocols on the first 100k training images, not the "
-         "paper's linear evaluation (SGD with crop and flip on the whole split, 90-100 epochs)")
-IMAGENET_DEPARTURES = (IMAGENET_PIPELINE_DEPARTURE, IMAGENET_EVAL_DEPARTURE)
+# Where the ImageNet sources resample their random resized crop, (interpolation, file): what
+# each configs/*_imagenet.py sets on its views (host crops from the full image) and records.
+IMAGENET_CROP_INTERPOLATION = {
+    "simclr": ("bicubic", "google-research/simclr tf2/data_util.py crop_and_resize: "
+                          "tf.image.resize(method=BICUBIC)"),
+    "byol": ("bicubic", "deepmind-research byol/utils/dataset.py _preprocess_image: "
+                        "tf.image.resize(BICUBIC)"),
+    "dino": ("bicubic", "facebookresearch/dino main_dino.py DataAugmentationDINO: "
+                        "RandomResizedCrop(interpolation=Image.BICUBIC), global and local"),
+    "mae": ("bicubic", "facebookresearch/mae main_pretrain.py: RandomResizedCrop(interpolation=3)"),
+    "barlow_twins": ("bicubic", "facebookresearch/barlowtwins main.py Transform: "
+                                "RandomResizedCrop(224, interpolation=Image.BICUBIC)"),
+    "vicreg": ("bicubic", "facebookresearch/vicreg augmentations.py TrainTransform: "
+                          "RandomResizedCrop(interpolation=InterpolationMode.BICUBIC)"),
+    "moco_v2": ("bilinear", "facebookresearch/moco main_moco.py: RandomResizedCrop(224, "
+                            "scale=(0.2, 1.0)), torchvision's default bilinear"),
+    "moco_v3": ("bilinear", "facebookresearch/moco-v3 main_moco.py: RandomResizedCrop(224, "
+                            "scale=(0.2, 1.)), torchvision's default bilinear"),
+    "simsiam": ("bilinear", "facebookresearch/simsiam main_simsiam.py: RandomResizedCrop(224, "
+                            "scale=(0.2, 1.)), torchvision's default bilinear"),
+    "swav": ("bilinear", "facebookresearch/swav src/multicropdataset.py: RandomResizedCrop("
+                         "size, scale), torchvision's default bilinear"),
+}
+
+
+def imagenet_crop_interpolation(config: ml_collections.ConfigDict, source: str) -> tuple:
+  """Sets every view's host-crop `interpolation` to `source`'s (IMAGENET_CROP_INTERPOLATION);
+  -> the config.recipe.source_values row that records it."""
+  interpolation, where = IMAGENET_CROP_INTERPOLATION[source]
+  set_crop_interpolation(config, interpolation)
+  return ("crop_interpolation", interpolation, where)
+
+
+# The TensorFlow sources (SimCLR, BYOL) draw the crop box and resize differently from
+# torchvision's RandomResizedCrop, which the host crop follows (sslax/data/crops.py).
+TF_RESIZE_DEPARTURE = (
+    "-", "the crop is resized with antialiasing (PIL's filter widened when downsampling, or "
+         "tf.image.resize(antialias=True)); the source's tf.image.resize bicubic does not "
+         "antialias")
 
 
 def pil_blur(config: ml_collections.ConfigDict) -> None:

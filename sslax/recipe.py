@@ -11,9 +11,11 @@ A paper config (configs/*_cifar10.py, *_imagenet.py, simclr_stl10.py) carries a
                  captures (an evaluation protocol, a data pipeline).
 A key is a dotted config path ("method.temperature") or one of the derived quantities
 below (the effective learning rate after batch scaling, epochs, warm-up epochs, the
-optimizer and its semantics). The card prints every key's resolved value beside the
+optimizer and its semantics, the crop's resampling). The card prints every key's resolved value beside the
 source's, marks a difference "!=", and marks one that `departures` does not name
-"UNLISTED" (tests/test_recipes.py fails on it).
+"UNLISTED" (tests/test_recipes.py fails on it). It ends with what evaluates the backbone:
+the frozen protocols `--mode=train` runs, and the paper's linear evaluation, a separate run
+(`python -m sslax.evaluate.linear_eval`), named by its recipe.
 """
 
 from __future__ import annotations
@@ -54,6 +56,14 @@ def optimizer_summary(cfg: ml_collections.ConfigDict) -> str:
   return cfg.name
 
 
+def crop_interpolation(config: ml_collections.ConfigDict) -> str:
+  """How the random resized crop resamples (on the host for full-resolution images, on the
+  device for in-memory ones): the views' `interpolation`, one name, or each view's joined by
+  "/" where they differ."""
+  names = [view.get("interpolation", "bilinear") for view in config.views.values()]
+  return names[0] if len(set(names)) == 1 else "/".join(names)
+
+
 def derived(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """The card's computed keys: what a reader compares first."""
   examples = EPOCH_EXAMPLES.get(config.data.name)
@@ -71,6 +81,7 @@ def derived(config: ml_collections.ConfigDict) -> dict[str, Any]:
       "optimizer": optimizer_summary(opt),
       "optimizer_semantics": semantics,
       "views": len(config.views),
+      "crop_interpolation": crop_interpolation(config),
   }
 
 
@@ -127,12 +138,29 @@ def card(config: ml_collections.ConfigDict) -> str:
   for key in resolved_only:
     if key not in recorded:
       lines.append(f"| {key} | {resolved_only[key]} | (not recorded) | | |")
-  lines.append(f"| eval.protocols | {tuple(config.eval.protocols)} | | | this config's evaluation |")
   free = [why if key == "-" else f"{key}: {why}" for key, why in recipe.departures
           if key not in recorded]
   if free:
     lines += ["", "Departures no key captures:"] + [f"- {why}" for why in free]
-  return "\n".join(lines)
+  return "\n".join(lines + [""] + evaluation(config))
+
+
+def evaluation(config: ml_collections.ConfigDict) -> list[str]:
+  """What evaluates the backbone: `--mode=train`'s frozen protocols, and the paper's linear
+  evaluation where the config names its recipe."""
+  protocols = tuple(config.eval.protocols)
+  limit = config.eval.get("max_train_examples", -1)
+  bank = "the whole training split" if limit < 0 else f"the first {limit} training examples"
+  knn = (f" (kNN: k {config.eval.knn_k}, T {config.eval.knn_temperature})"
+         if "knn" in protocols else "")
+  out = [f"Evaluation at the end of `--mode=train`: {', '.join(protocols)}, on frozen features "
+         f"of {bank}{knn}."]
+  name = config.get("linear_eval", {}).get("recipe", "")
+  if name:
+    out.append(f"The paper's linear evaluation is a separate run, not part of `--mode=train`: "
+               f"`python -m sslax.evaluate.linear_eval --config=... --workdir=...`, recipe "
+               f"{name!r} (settings, source and departures: sslax/evaluate/linear_eval_recipes.py).")
+  return out
 
 
 def main(argv) -> None:

@@ -22,6 +22,11 @@ PAPER_CONFIGS = sorted(
 
 SOLO = "vturrisi/solo-learn @9187ea3"
 CIFAR = "scripts/pretrain/cifar"
+# Read at vturrisi/solo-learn 2aa1e64: RandomResizedCrop(..., interpolation=BICUBIC) in every
+# dataset's transform.
+SOLO_CROP = "vturrisi/solo-learn @2aa1e64 solo/data/pretrain_dataloader.py"
+# torchvision's RandomResizedCrop without `interpolation` is bilinear.
+TV_BILINEAR = "RandomResizedCrop without interpolation= (torchvision's default, bilinear)"
 
 
 def _solo(yaml, optimizer, lr, wd):
@@ -36,6 +41,7 @@ def _solo(yaml, optimizer, lr, wd):
       "optimizer.weight_decay": (wd, f"{SOLO} {CIFAR}/{yaml} optimizer.weight_decay"),
       "optimizer.momentum": (0.9, f"{SOLO} solo/args/pretrain.py momentum default 0.9"),
       "model.zero_init_last_bn": (False, "torchvision resnet18 zero_init_residual=False"),
+      "crop_interpolation": ("bicubic", f"{SOLO_CROP} CifarTransform"),
   }
   if optimizer == "lars":
     rows["optimizer"] = ("lars (solo_learn, clip_lr)",
@@ -144,6 +150,8 @@ SOURCES = {
         "method.projector_last_bn": (True, "google-research/simclr projection head: use_bn=True last"),
         "method.views_forward": ("concatenated", "google-research/simclr: views in one batch"),
         "views.view1.blur_kernel": ("fraction", "Chen et al. 2020 appendix A: 10% of the side"),
+        "crop_interpolation": ("bicubic", "google-research/simclr tf2/data_util.py crop_and_resize "
+                                          "tf.image.resize(method=BICUBIC)"),
     },
     "configs/byol_imagenet.py": {
         "batch_size": (4096, "Grill et al. 2020 section 3.3"),
@@ -153,36 +161,50 @@ SOURCES = {
         "method.base_momentum": (0.996, "Grill et al. 2020 section 3.3"),
         "method.views_forward": ("per_view", "deepmind-research byol_experiment.py"),
         "views.view1.blur_p": (1.0, "Grill et al. 2020 Table 6"),
+        "crop_interpolation": ("bicubic", "deepmind-research byol/utils/dataset.py _preprocess_image"),
     },
     "configs/moco_v3_imagenet.py": {
         "method.projector_hidden": ((4096,), "facebookresearch/moco-v3 builder.py MoCo_ResNet _build_mlp(2, ...)"),
         "optimizer": ("lars (pytorch)", "moco-v3 moco/optimizer.py LARS: momentum before lr"),
         "lr_peak": (9.6, "moco-v3 CONFIG.md: --lr .6 at batch 4096"),
         "method.views_forward": ("per_view", "moco-v3 builder.py: x1 and x2 apart"),
+        "crop_interpolation": ("bilinear", f"moco-v3 main_moco.py augmentation1/2 {TV_BILINEAR}"),
     },
     "configs/moco_v2_imagenet.py": {
         "optimizer.decay_all_parameters": (True, "facebookresearch/moco main_moco.py SGD(model.parameters(), wd)"),
         "lr_peak": (0.03, "main_moco.py --lr 0.03 at batch 256"),
         "method.symmetric": (False, "facebookresearch/moco builder.py: one direction"),
+        "crop_interpolation": ("bilinear", f"main_moco.py --aug-plus {TV_BILINEAR}"),
     },
     "configs/simsiam_imagenet.py": {
         "optimizer.fixed_lr_parts": (("predictor",), "facebookresearch/simsiam --fix-pred-lr"),
         "optimizer.decay_all_parameters": (True, "main_simsiam.py SGD over every parameter"),
         "lr_peak": (0.1, "main_simsiam.py --lr 0.05 x 512/256"),
+        "crop_interpolation": ("bilinear", f"main_simsiam.py {TV_BILINEAR}"),
     },
     "configs/vicreg_imagenet.py": {
         "method.halve_variance": (True, "facebookresearch/vicreg main_vicreg.py std_loss / 2"),
         "lr_peak": (1.6, "vicreg README --base-lr 0.2 at batch 2048"),
         "optimizer": ("lars (pytorch)", "main_vicreg.py LARS: mu = m mu + dp; p -= lr mu"),
+        "crop_interpolation": ("bicubic", "vicreg augmentations.py TrainTransform InterpolationMode.BICUBIC"),
     },
     "configs/barlow_twins_imagenet.py": {
         "optimizer": ("lars (pytorch)", "facebookresearch/barlowtwins main.py LARS: momentum before lr"),
         "method.views_forward": ("per_view", "barlowtwins main.py: y1 and y2 through the backbone apart"),
+        "crop_interpolation": ("bicubic", "barlowtwins main.py Transform: interpolation=Image.BICUBIC"),
     },
     "configs/swav_imagenet.py": {
         "optimizer": ("lars (solo_learn)", "facebookresearch/swav main_swav.py apex LARC(clip=False)"),
         "optimizer.decay_all_parameters": (True, "main_swav.py: LARC on every parameter"),
         "lr_peak": (4.8, "swav_800ep_pretrain.sh --base_lr 4.8, not batch-scaled"),
+        "crop_interpolation": ("bilinear", f"swav src/multicropdataset.py {TV_BILINEAR}"),
+    },
+    "configs/dino_imagenet.py": {
+        "crop_interpolation": ("bicubic", "facebookresearch/dino main_dino.py DataAugmentationDINO: "
+                                          "Image.BICUBIC for the global and the local crops"),
+    },
+    "configs/mae_imagenet.py": {
+        "crop_interpolation": ("bicubic", "facebookresearch/mae main_pretrain.py interpolation=3"),
     },
 }
 
@@ -242,6 +264,18 @@ def test_derived_values_count_whole_batches():
   assert values["epochs"] == 1000.0 and values["warmup_epochs"] == 10.0  # 195 steps an epoch
   assert values["lr_peak"] == 1.0 and values["optimizer"] == "lars (solo_learn, clip_lr)"
   assert recipe.derived(load("configs/simclr_imagenet.py"))["lr_peak"] == 4.8
+
+
+def test_crop_interpolation_is_the_views():
+  config = load("configs/dino_imagenet.py")
+  assert recipe.crop_interpolation(config) == "bicubic"
+  config.views.local1.interpolation = "bilinear"
+  assert recipe.crop_interpolation(config) == "/".join(
+      ["bilinear" if name == "local1" else "bicubic" for name in config.views])
+  cifar = load("configs/byol_cifar10.py")  # the on-device crop, bicubic as solo-learn's
+  assert recipe.crop_interpolation(cifar) == "bicubic"
+  cifar.views.view2.interpolation = "bilinear"
+  assert "crop_interpolation" in unlisted_against(cifar, SOURCES["configs/byol_cifar10.py"])
 
 
 @pytest.mark.parametrize("name", ["byol_cifar10", "simclr_imagenet"])

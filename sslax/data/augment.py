@@ -106,9 +106,10 @@ def default_view_config(**overrides) -> ml_collections.ConfigDict:
           # Output side in pixels; 0: config.data.image_size. Multi-crop (DINO, SwAV)
           # gives its small local views their own size.
           size=0,
-          # Resampling of the crop taken on the host from a full-resolution image
-          # (sslax/data/crops.py): "bilinear" (torchvision's default) or "bicubic"
-          # (solo-learn's). The on-device crop of small in-memory images is bilinear.
+          # Resampling of the random resized crop: "bilinear" (torchvision's default) or
+          # "bicubic" (PIL's, a = -0.5: solo-learn, DINO, MAE, ...), both antialiased
+          # when downsampling; on the host for full-resolution images
+          # (sslax/data/crops.py), on the device for small in-memory ones (_resample).
           interpolation="bilinear",
       )
   )
@@ -238,11 +239,26 @@ def sample_crop_box(
   return y0, x0, h, w
 
 
-def _resample_taps(start, length, in_size: int, out_size: int, flip=False):
+def _cubic(d: jax.Array) -> jax.Array:
+  """PIL's bicubic kernel (Keys, a = -0.5) at distance d >= 0, support 2."""
+  a = -0.5
+  near = ((a + 2.0) * d - (a + 3.0)) * d * d + 1.0
+  far = (((d - 5.0) * d + 8.0) * d - 4.0) * a
+  return jnp.where(d < 1.0, near, jnp.where(d < 2.0, far, 0.0))
+
+
+# Interpolation -> (filter of the distance in input pixels / support, filter's half-width).
+_FILTERS = {"bilinear": (lambda d: jnp.maximum(0.0, 1.0 - d), 1),
+            "bicubic": (_cubic, 2)}
+
+
+def _resample_taps(start, length, in_size: int, out_size: int, flip=False,
+                   interpolation: str = "bilinear"):
   """Interpolation taps resampling the 1-D window [start, start + length).
 
   Bilinear with half-pixel centres (torchvision / PIL, align_corners=False),
-  written as a triangle filter over the window renormalised per sample, which
+  or PIL's bicubic (a = -0.5, half-width 2 pixels), written as PIL writes them:
+  a filter over the window renormalised per sample, which
   (a) clamps samples to the window edge exactly like cropping then resizing,
   and (b) widens the triangle by length / out_size when downsampling, i.e.
   antialiasing as torchvision's ``antialias=True`` / PIL. The number of taps
@@ -253,18 +269,20 @@ def _resample_taps(start, length, in_size: int, out_size: int, flip=False):
     index int32 [out_size, T] (clipped into the image) and weight float32
     [out_size, T] (0 for taps outside the window; rows sum to 1).
   """
-  num_taps = max(2, math.ceil(2 * max(1.0, in_size / out_size)))
+  kernel, half_width = _FILTERS[interpolation]
+  num_taps = max(2 * half_width, math.ceil(2 * half_width * max(1.0, in_size / out_size)))
   length = jnp.asarray(length, jnp.float32)
   start = jnp.asarray(start, jnp.float32)
   scale = length / out_size
   i = jnp.arange(out_size, dtype=jnp.float32)
   i = jnp.where(flip, out_size - 1 - i, i)
   src = start + (i + 0.5) * scale - 0.5  # [out] source coordinate of each sample
-  support = jnp.maximum(scale, 1.0)  # triangle half-width, in input pixels
+  stretch = jnp.maximum(scale, 1.0)  # the filter's widening when downsampling
+  support = half_width * stretch  # the filter's half-width, in input pixels
   # Nonzero weights need |j - src| < support: at most num_taps integers from
   # the first one above src - support.
   j = jnp.floor(src - support)[:, None] + 1 + jnp.arange(num_taps, dtype=jnp.float32)
-  w = jnp.maximum(0.0, 1.0 - jnp.abs(j - src[:, None]) / support)
+  w = kernel(jnp.abs(j - src[:, None]) / stretch)
   w = w * ((j >= start) & (j < start + length))
   w = w / jnp.sum(w, axis=1, keepdims=True)
   return jnp.clip(j, 0, in_size - 1).astype(jnp.int32), w
@@ -278,8 +296,11 @@ def _resample_rows(x: jax.Array, index: jax.Array, weight: jax.Array) -> jax.Arr
   )
 
 
-def _resample(image: jax.Array, y0, x0, h, w, out_size: int, flip=False) -> jax.Array:
+def _resample(image: jax.Array, y0, x0, h, w, out_size: int, flip=False,
+              interpolation: str = "bilinear") -> jax.Array:
   """Crop box [y0:y0+h, x0:x0+w] of image [H, W, C], resized to [out, out, C].
+  Bicubic overshoots: as PIL (horizontal pass, clip to uint8, vertical pass) it resamples
+  the columns first and clips between the passes; the caller clips the result.
 
   Why our own and not jax.image.scale_and_translate: that one blends in the
   pixels just outside the box at its edges (torchvision crops first) and
@@ -288,9 +309,14 @@ def _resample(image: jax.Array, y0, x0, h, w, out_size: int, flip=False) -> jax.
   faster on CPU (whole-row gathers are contiguous copies).
   """
   height, width, _ = image.shape
-  rows = _resample_rows(image, *_resample_taps(y0, h, height, out_size))  # [out, W, C]
-  cols = jnp.swapaxes(rows, 0, 1)  # [W, out, C]
-  cols = _resample_rows(cols, *_resample_taps(x0, w, width, out_size, flip))  # [out, out, C]
+  row_taps = _resample_taps(y0, h, height, out_size, interpolation=interpolation)
+  col_taps = _resample_taps(x0, w, width, out_size, flip, interpolation)
+  if interpolation == "bicubic":
+    cols = _resample_rows(jnp.swapaxes(image, 0, 1), *col_taps)  # [out, H, C]
+    cols = jnp.clip(cols, 0.0, 1.0)
+    return _resample_rows(jnp.swapaxes(cols, 0, 1), *row_taps)  # [out, out, C]
+  rows = _resample_rows(image, *row_taps)  # [out, W, C]
+  cols = _resample_rows(jnp.swapaxes(rows, 0, 1), *col_taps)  # [out, out, C]
   return jnp.swapaxes(cols, 0, 1)
 
 
@@ -495,7 +521,11 @@ def augment_image(key: jax.Array, image: jax.Array, cfg, out_size: int,
     x = jnp.where(u[_FLIP] < cfg.flip_p, x[:, ::-1], x)
   else:
     y0, x0, h, w = sample_crop_box(crop_key, height, width, cfg.crop_scale, cfg.crop_ratio)
-    x = _resample(x, y0, x0, h, w, out_size, flip=u[_FLIP] < cfg.flip_p)
+    interpolation = cfg.get("interpolation", "bilinear")
+    x = _resample(x, y0, x0, h, w, out_size, flip=u[_FLIP] < cfg.flip_p,
+                  interpolation=interpolation)
+    if interpolation != "bilinear":  # bicubic overshoots; the jitter expects [0, 1]
+      x = jnp.clip(x, 0.0, 1.0)
   x = _materialize(x)
 
   if cfg.jitter_p > 0:
