@@ -63,8 +63,9 @@ RECIPES = {
         "batch 256, 100 epochs, SGD momentum 0.9, cosine)", optimizer="sgd", base_lr=0.3,
         batch_size=256, epochs=100, weight_decay=1e-6),
     "vicreg": recipe(
-        "facebookresearch/vicreg evaluate.py (--lr-head 0.3, --weight-decay 1e-6, batch 256, 100 "
-        "epochs, SGD momentum 0.9, cosine)", optimizer="sgd", base_lr=0.3, batch_size=256,
+        "facebookresearch/vicreg README 'Linear evaluation' command (evaluate.py --lr-head 0.02; "
+        "its other defaults: --weight-decay 1e-6, batch 256, 100 epochs, SGD momentum 0.9, "
+        "cosine)", optimizer="sgd", base_lr=0.02, batch_size=256,
         epochs=100, weight_decay=1e-6),
     "simsiam": recipe(
         "Chen & He 2021 appendix A, linear classification (LARS, base lr 0.02 x batch/256, batch "
