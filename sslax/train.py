@@ -91,6 +91,7 @@ def _train_locked(config, workdir, mesh, init_from, source, start_over):
           scalars.update(run.diagnostics(state, batch))
         writer.write(step, scalars)
       elif diagnostics_every and step % diagnostics_every == 0:
+        guard.check()
         writer.write(step, run.diagnostics(state, batch))
       if preempted or step % config.checkpoint_every_steps == 0 or step == config.total_steps:
         guard.check()
