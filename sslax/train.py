@@ -42,6 +42,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, init_from: dict | Non
 
 
 def _train_locked(config, workdir, mesh, init_from, source, start_over):
+  """`train` once the workdir is locked."""
   run = assemble.build(config, mesh, source=source, init_from=init_from)
   checkpointer = checkpoint_lib.Checkpointer(
       workdir, keep=config.keep_checkpoints, async_save=config.async_checkpoints)
