@@ -55,7 +55,9 @@ def cli_overrides(config, data_dir) -> list[str]:
           "--config.log_every_steps=1", f"--config.checkpoint_every_steps={config.checkpoint_every_steps}",
           "--config.model.widths=(8,16)", "--config.method.projector_hidden=(32,)",
           "--config.method.projector_dim=16", "--config.optimizer.warmup_steps=1",
-          "--config.eval.enabled=False", "--mode=train"]
+          "--config.eval.enabled=False", "--mode=train",
+          # As conftest sets them in this process: the resumed run must build the same state.
+          "--config.online_probe.enabled=False", "--config.diagnostics.enabled=False"]
 
 
 def wait_for_step(workdir, step: int, process: subprocess.Popen, timeout: float = 240.0) -> int:
