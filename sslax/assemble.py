@@ -119,19 +119,19 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, *,
 
 def restore_latest(config: ml_collections.ConfigDict, workdir: str, mesh: jax.sharding.Mesh, *,
                    what: str = "checkpoint") -> Run:
-  """`build(config, mesh)` with the state of the newest checkpoint in WORKDIR. An empty
-  WORKDIR is a FileNotFoundError that says to pretrain (`what` names the checkpoint in it),
-  raised before anything is built."""
-  checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
-  restored = None
+  """`build(config, mesh)` with the state of the newest checkpoint in WORKDIR, read only:
+  nothing in WORKDIR/checkpoints is moved, deleted or written. An empty WORKDIR is a
+  FileNotFoundError that says to pretrain (`what` names the checkpoint in it), raised before
+  anything is built; a checkpoint of another config is a StructureMismatch naming the config
+  keys that differ; no readable one, NoReadableCheckpoint (sslax/checkpoint.py)."""
+  checkpointer = checkpoint_lib.Checkpointer(workdir, read_only=True)
   try:
-    if checkpointer.all_steps():
-      run = build(config, mesh)
-      state, at = checkpointer.restore_latest(run.state)
-      restored = run._replace(state=state) if at is not None else None
+    if not checkpointer.all_steps():
+      raise FileNotFoundError(f"no {what} in {checkpointer.directory}: pretrain first "
+                              "(--mode=train_and_evaluate or --mode=train) with this --workdir")
+    run = build(config, mesh)
+    checkpointer.check_structure(run.state, config)
+    state, _ = checkpointer.restore_latest(run.state)
+    return run._replace(state=state)
   finally:
     checkpointer.close()
-  if restored is None:
-    raise FileNotFoundError(f"no {what} in {checkpointer.directory}: pretrain first "
-                            "(--mode=train_and_evaluate or --mode=train) with this --workdir")
-  return restored

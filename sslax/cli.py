@@ -8,11 +8,13 @@ import sys
 from typing import Any, Callable
 
 from sslax.data.pipeline import DatasetNotFoundError
-from sslax.errors import ConfigError
+from sslax.errors import ConfigError, DataError, TrainingDiverged, WorkdirError
 
-# A bad config value, missing data, a missing checkpoint, a workdir in the way: the message
-# says how to fix each, and a traceback would bury it.
-USER_ERRORS = (ConfigError, DatasetNotFoundError, FileNotFoundError, FileExistsError)
+# A bad config value, missing or damaged data, a missing checkpoint, a workdir in the way (busy,
+# read-only, full), a diverged run: the message says how to fix each, and a traceback would
+# bury it.
+USER_ERRORS = (ConfigError, DatasetNotFoundError, DataError, FileNotFoundError, FileExistsError,
+               WorkdirError, TrainingDiverged)
 
 
 def setup_logging() -> None:

@@ -15,3 +15,18 @@ def require(condition: bool, key: str, message: str) -> None:
   """Raises ConfigError("config.KEY: MESSAGE") unless `condition`."""
   if not condition:
     raise ConfigError(f"config.{key}: {message}")
+
+
+class WorkdirError(Exception):
+  """The workdir cannot be used as it is (in use by another process, read-only, full, or
+  holding another run); the message names it and what to do. Nothing in it was changed."""
+
+
+class TrainingDiverged(FloatingPointError):
+  """A step produced a non-finite value; the message names the step and the last good
+  checkpoint (the only kind ever saved)."""
+
+
+class DataError(RuntimeError):
+  """Data on disk that cannot be read (a truncated download, a damaged prepared dataset); the
+  message names the file and the command that rebuilds it."""

@@ -29,6 +29,12 @@ from sslax.methods.base import Method, StepInputs
 # view index and the example's global stream position.
 INIT_STREAM, AUGMENT_STREAM, METHOD_STREAM = 0, 1, 2
 
+# metrics["nonfinite"] has bit i set when NONFINITE_PARTS[i] holds a NaN or an infinity after
+# the step: checked on the device every step (a few reductions) and fetched with the metrics,
+# so no non-finite state is ever checkpointed (sslax/train.py).
+NONFINITE_PARTS = ("loss", "gradient norm", "parameters or optimizer state", "method state",
+                   "online probe")
+
 
 @flax.struct.dataclass
 class TrainState:
@@ -167,10 +173,32 @@ def make_train_step(method: Method, model: nn.Module, tx: optax.GradientTransfor
     params = optax.apply_updates(state.params, updates)
     params, method_state = method.update_state(config, params, state.method_state, aux.outputs,
                                                state.step)
+    grad_norm = optax.tree.norm(grads)
     metrics = {"loss": loss, "learning_rate": schedule(state.step),
-               "grad_norm": optax.tree.norm(grads), **loss_metrics, **probe_metrics}
+               "grad_norm": grad_norm, **loss_metrics, **probe_metrics}
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=aux.batch_stats,
                               opt_state=opt_state, method_state=method_state, probe=probe)
+    metrics["nonfinite"] = nonfinite_code(
+        (loss, loss_metrics), grad_norm, (params, aux.batch_stats, opt_state), method_state,
+        (probe, probe_metrics))
     return new_state, metrics
 
   return per_device_step
+
+
+def all_finite(tree: Any) -> jax.Array:
+  """True when no floating-point leaf of `tree` holds a NaN or an infinity."""
+  checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+  return jnp.all(jnp.stack(checks)) if checks else jnp.array(True)
+
+
+def nonfinite_code(*parts: Any) -> jax.Array:
+  """int32 with bit i set when parts[i] (one per NONFINITE_PARTS) is not all finite."""
+  bits = [jnp.where(all_finite(part), 0, 1 << i) for i, part in enumerate(parts)]
+  return sum(bits[1:], bits[0]).astype(jnp.int32)
+
+
+def nonfinite_parts(code: int) -> list[str]:
+  """The names of the parts whose bits are set in a `nonfinite_code`."""
+  return [name for i, name in enumerate(NONFINITE_PARTS) if int(code) >> i & 1]

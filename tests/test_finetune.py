@@ -37,7 +37,7 @@ from sslax.data.pipeline import DATASET_INFO
 from sslax.evaluate import finetune
 from sslax.methods import available_methods, get_method
 from sslax.models import ConvNet
-from tests.helpers import tiny_config, write_tiny_fashion_mnist
+from tests.helpers import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -161,11 +161,9 @@ def test_every_method_evaluates_an_encoder_shaped_like_the_fine_tuned_one(name):
 # ----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  root = tmp_path_factory.mktemp("fmnist")
-  write_tiny_fashion_mnist(str(root / "idx"))
-  os.environ["SSLAX_FASHION_MNIST_DIR"] = str(root / "idx")
-  return str(root)
+def data_dir(tiny_fashion_mnist):
+  """This module's own TFDS folder; SSLAX_FASHION_MNIST_DIR set for its tests only (conftest)."""
+  return os.path.dirname(tiny_fashion_mnist)  # the tiny data's root folder
 
 
 def pretrain_config(data_dir: str):

@@ -19,8 +19,8 @@ ROOT = os.path.join(os.path.dirname(__file__), "..", "sslax")
 LAYERS = (
     ("errors", ("sslax.errors",)),
     ("parts", ("sslax.parallel", "sslax.optim", "sslax.metrics", "sslax.checkpoint",
-               "sslax.preemption", "sslax.published", "sslax.recipe", "sslax.budget", "sslax.cli",
-               "sslax.losses",
+               "sslax.preemption", "sslax.workdir", "sslax.published", "sslax.recipe", "sslax.budget",
+               "sslax.cli", "sslax.losses",
                "sslax.losses.*",
                "sslax.models", "sslax.models.*", "sslax.data", "sslax.data.*")),
     ("methods", ("sslax.methods", "sslax.methods.*")),

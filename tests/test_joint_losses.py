@@ -366,3 +366,10 @@ def test_sinkhorn_codes_carry_no_gradient_on_8_devices():
   _assert_sharded_equals_global(
       lambda s, w, ax: parallel.psum(jnp.sum(w * losses.sinkhorn_knopp(s, 0.1, 3, axis_name=ax)), ax),
       [scores, weights], [BATCH_SPLIT, BATCH_SPLIT])
+  # ... and that gradient is zero: the sharded-equals-global comparison alone would also pass
+  # with the gradient through the iterations that a missing stop_gradient lets through.
+  codes_loss = lambda s, w: jnp.sum(w * losses.sinkhorn_knopp(s, 0.1, 3))  # noqa: E731
+  np.testing.assert_array_equal(jax.grad(codes_loss)(jnp.asarray(scores), jnp.asarray(weights)), 0.0)
+  # A check that can fail: the same loss through the normalization without the stop does move.
+  assert np.abs(jax.grad(lambda s, w: jnp.sum(w * jax.nn.softmax(s / 0.1, axis=0)))(
+      jnp.asarray(scores), jnp.asarray(weights))).max() > 0

@@ -29,7 +29,7 @@ from sslax.data import pipeline
 from sslax.errors import ConfigError
 from sslax.methods import dino, get_method, swav
 from sslax.methods.common import networks
-from tests.helpers import tiny_config, write_tiny_fashion_mnist
+from tests.helpers import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH = 16
@@ -40,11 +40,9 @@ QUEUE_START = 1     # ... filled from step 1 on, so in use from step 3 on
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  root = tmp_path_factory.mktemp("fmnist")
-  write_tiny_fashion_mnist(str(root / "idx"))
-  os.environ["SSLAX_FASHION_MNIST_DIR"] = str(root / "idx")
-  return str(root / "tfds")
+def data_dir(tiny_fashion_mnist):
+  """This module's own TFDS folder; SSLAX_FASHION_MNIST_DIR set for its tests only (conftest)."""
+  return tiny_fashion_mnist
 
 
 def method_config(name: str, data_dir: str, num_devices: int = 1):
@@ -89,7 +87,8 @@ def run(name, data_dir, workdir, num_devices=1, total_steps=None):
   if total_steps is not None:
     config.total_steps = total_steps
   state, model, _ = train.train(config, workdir)
-  return dict(state=host(state), metrics=read_metrics(workdir), model=model, config=config)
+  return dict(state=host(state), metrics=read_metrics(workdir), model=model, config=config,
+              workdir=workdir)
 
 
 def restore(workdir, step, like):
@@ -331,3 +330,48 @@ def test_dino_evaluates_the_teacher_unless_told_otherwise(runs, data_dir):
   config.method.evaluate_teacher = False
   student = method.evaluated_variables(config, state.params, state.batch_stats, state.method_state)
   assert_trees_close(student["params"], state.params, rtol=0, atol=0)
+
+
+# A config file that gives back a run's config.json (JSON lists back to the config's tuples).
+CONFIG_FROM_JSON = """
+import json
+import ml_collections
+
+def tuples(value):
+  if isinstance(value, dict):
+    return {k: tuples(v) for k, v in value.items()}
+  return tuple(tuples(v) for v in value) if isinstance(value, list) else value
+
+def get_config():
+  with open(%r) as f:
+    return ml_collections.ConfigDict(tuples(json.load(f)))
+"""
+
+
+@pytest.mark.parametrize("runs", ["dino"], indirect=True)
+def test_export_command_writes_the_dino_teacher(runs, tmp_path):
+  """`python -m sslax.export` (the default Orbax format) on the DINO run: the encoder it writes
+  is the teacher's, which the frozen evaluation embeds with, not the student's."""
+  import subprocess
+  import sys
+
+  from sslax import export
+
+  workdir = runs["one"]["workdir"]
+  config_file = tmp_path / "config.py"
+  config_file.write_text(CONFIG_FROM_JSON % os.path.join(workdir, "config.json"))
+  out = tmp_path / "export"
+  result = subprocess.run(
+      [sys.executable, "-m", "sslax.export", f"--config={config_file}", f"--workdir={workdir}",
+       f"--out={out}"], cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "exported the dino encoder of step 4" in result.stdout
+  _, variables = export.load_encoder(str(out))
+  state = runs["one"]["state"]
+  teacher = get_method("dino").evaluated_variables(runs["one"]["config"], state.params,
+                                                   state.batch_stats, state.method_state)
+  exported = variables["params"]["encoder"]
+  assert_trees_close(exported, host(teacher["params"]["encoder"]), rtol=0, atol=0)
+  student = host(state.params["encoder"])
+  assert any(not np.array_equal(a, b) for a, b in
+             zip(jax.tree.leaves(exported), jax.tree.leaves(student)))

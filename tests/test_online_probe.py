@@ -16,15 +16,13 @@ from sslax import assemble, optim, train
 from sslax import step as step_lib
 from sslax.data import pipeline
 from sslax.methods import get_method
-from tests.helpers import tiny_config, write_tiny_fashion_mnist
+from tests.helpers import tiny_config
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  root = tmp_path_factory.mktemp("fmnist")
-  write_tiny_fashion_mnist(str(root / "idx"))
-  os.environ["SSLAX_FASHION_MNIST_DIR"] = str(root / "idx")
-  return str(root / "tfds")
+def data_dir(tiny_fashion_mnist):
+  """This module's own TFDS folder; SSLAX_FASHION_MNIST_DIR set for its tests only (conftest)."""
+  return tiny_fashion_mnist
 
 
 def records(workdir) -> dict[int, dict]:

@@ -24,7 +24,7 @@ from sslax import step as step_lib
 from sslax.errors import ConfigError
 from sslax.methods import jigsaw, relative_patch, rotation
 from sslax.methods.base import StepInputs
-from tests.helpers import tiny_config, write_tiny_fashion_mnist
+from tests.helpers import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METHOD_NAMES = ("rotation", "jigsaw", "relative_patch")
@@ -33,11 +33,9 @@ MIN_HAMMING = {100: 6, 30: 7}
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  root = tmp_path_factory.mktemp("fmnist")
-  write_tiny_fashion_mnist(str(root / "idx"))
-  os.environ["SSLAX_FASHION_MNIST_DIR"] = str(root / "idx")
-  return str(root / "tfds")
+def data_dir(tiny_fashion_mnist):
+  """This module's own TFDS folder; SSLAX_FASHION_MNIST_DIR set for its tests only (conftest)."""
+  return tiny_fashion_mnist
 
 
 def full_config(name: str):

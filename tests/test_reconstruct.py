@@ -27,7 +27,7 @@ from PIL import Image
 
 from sslax import methods, reconstruct, train
 from sslax.errors import ConfigError
-from tests.helpers import tiny_config, write_tiny_fashion_mnist
+from tests.helpers import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -74,11 +74,9 @@ def fake_reconstruct(model, variables, views, keys, config):
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  root = tmp_path_factory.mktemp("fmnist")
-  write_tiny_fashion_mnist(str(root / "idx"))
-  os.environ["SSLAX_FASHION_MNIST_DIR"] = str(root / "idx")
-  return str(root)
+def data_dir(tiny_fashion_mnist):
+  """This module's own TFDS folder; SSLAX_FASHION_MNIST_DIR set for its tests only (conftest)."""
+  return os.path.dirname(tiny_fashion_mnist)  # the tiny data's root folder
 
 
 @pytest.fixture

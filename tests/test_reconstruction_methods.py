@@ -28,7 +28,7 @@ from sslax.methods import colorization, denoising_ae, get_method, inpainting
 from sslax.methods.base import StepInputs
 from sslax.models import encoder_config
 from sslax.models.decoder import ConvDecoder, depth_to_space, upsampling_plan
-from tests.helpers import tiny_config, write_tiny_fashion_mnist
+from tests.helpers import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MEAN, STD = (0.2860,), (0.3530,)  # Fashion-MNIST's normalization
@@ -432,11 +432,9 @@ def test_reconstruct_pictures():
 # ----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  root = tmp_path_factory.mktemp("fmnist")
-  write_tiny_fashion_mnist(str(root / "idx"))
-  os.environ["SSLAX_FASHION_MNIST_DIR"] = str(root / "idx")
-  return str(root / "tfds")
+def data_dir(tiny_fashion_mnist):
+  """This module's own TFDS folder; SSLAX_FASHION_MNIST_DIR set for its tests only (conftest)."""
+  return tiny_fashion_mnist
 
 
 def config_file(name: str):

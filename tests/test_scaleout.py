@@ -25,17 +25,15 @@ import pytest
 from sslax import models, preemption, train
 from sslax.errors import ConfigError
 from sslax.methods import get_method
-from tests.helpers import tiny_config, write_tiny_fashion_mnist
+from tests.helpers import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  root = tmp_path_factory.mktemp("fmnist")
-  write_tiny_fashion_mnist(str(root / "idx"))
-  os.environ["SSLAX_FASHION_MNIST_DIR"] = str(root / "idx")
-  return str(root / "tfds")
+def data_dir(tiny_fashion_mnist):
+  """This module's own TFDS folder; SSLAX_FASHION_MNIST_DIR set for its tests only (conftest)."""
+  return tiny_fashion_mnist
 
 
 def read_losses(workdir, key: str = "loss") -> dict[int, float]:
@@ -57,7 +55,9 @@ def cli_overrides(config, data_dir) -> list[str]:
           "--config.log_every_steps=1", f"--config.checkpoint_every_steps={config.checkpoint_every_steps}",
           "--config.model.widths=(8,16)", "--config.method.projector_hidden=(32,)",
           "--config.method.projector_dim=16", "--config.optimizer.warmup_steps=1",
-          "--config.eval.enabled=False", "--mode=train"]
+          "--config.eval.enabled=False", "--mode=train",
+          # As conftest sets them in this process: the resumed run must build the same state.
+          "--config.online_probe.enabled=False", "--config.diagnostics.enabled=False"]
 
 
 def wait_for_step(workdir, step: int, process: subprocess.Popen, timeout: float = 240.0) -> int:

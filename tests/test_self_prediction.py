@@ -28,17 +28,15 @@ from sslax.methods.common.tokens import gather_tokens
 from sslax.models import build_encoder, encoder_config
 from sslax.models.attention import MultiHeadAttention
 from sslax.models.vit import sincos_2d
-from tests.helpers import tiny_config, write_tiny_fashion_mnist
+from tests.helpers import tiny_config
 
 TINY_VIT = dict(patch_size=7, hidden_dim=16, depth=2, num_heads=2)
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  root = tmp_path_factory.mktemp("fmnist")
-  write_tiny_fashion_mnist(str(root / "idx"))
-  os.environ["SSLAX_FASHION_MNIST_DIR"] = str(root / "idx")
-  return str(root / "tfds")
+def data_dir(tiny_fashion_mnist):
+  """This module's own TFDS folder; SSLAX_FASHION_MNIST_DIR set for its tests only (conftest)."""
+  return tiny_fashion_mnist
 
 
 def method_config(name: str, data_dir: str, num_devices: int = 1):
@@ -387,19 +385,27 @@ def test_data2vec_teacher_follows_the_ema_of_the_student(runs, data_dir):
 
 @pytest.mark.parametrize("name", ["simclr", "byol", "moco_v3", "dino"])
 def test_vit_is_the_encoder_of_joint_embedding_methods(name, data_dir):
-  """One sharded step of each method with the ViT as its backbone (2 devices): finite loss."""
+  """One sharded step of each method with the ViT as its backbone: the loss on 2 devices is
+  the 1-device one (the global batch's, not each shard's), with a gradient."""
   config = method_config(name, data_dir, 2)
   if name == "dino":
     config.method.out_dim = 32
     config.method.head_hidden = 16
     config.method.head_bottleneck = 8
-  mesh = parallel.make_mesh(2)
-  method, source, _, model, state, step_fn, _ = assemble.build(config, mesh)
-  batch = next(iter(pipeline.host_batches(source, global_batch=16, seed=0, start_step=0)))
-  state, metrics = step_fn(state, parallel.shard_host_batch(
-      {k: batch[k] for k in ("image", "label", "position")}, mesh))
-  assert np.isfinite(float(parallel.to_host(metrics)["loss"]))
-  assert "block_0" in parallel.to_host(state.params)["encoder"]
+  results = {}
+  for devices in (1, 2):
+    mesh = parallel.make_mesh(devices)
+    method, source, _, model, state, step_fn, _ = assemble.build(config, mesh)
+    batch = next(iter(pipeline.host_batches(source, global_batch=16, seed=0, start_step=0)))
+    state, metrics = step_fn(state, parallel.shard_host_batch(
+        {k: batch[k] for k in ("image", "label", "position")}, mesh))
+    metrics = parallel.to_host(metrics)
+    results[devices] = [float(metrics["loss"]), float(metrics["grad_norm"])]
+    assert "block_0" in parallel.to_host(state.params)["encoder"]
+  assert np.isfinite(results[1]).all() and results[1][1] > 0
+  # Summation order differs (2 partial sums + all-reduce): measured up to 2e-5 relative; a
+  # per-shard loss would be off by far more. (The gradient norms differ by up to 0.2%, MoCo v3's.)
+  np.testing.assert_allclose(results[2][0], results[1][0], rtol=1e-4)
 
 
 def test_vit_remat_and_bfloat16_compute():
@@ -412,6 +418,18 @@ def test_vit_remat_and_bfloat16_compute():
   grad = lambda m: jax.grad(lambda v: jnp.sum(m.apply(v, x) ** 2))(variables)  # noqa: E731
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), grad(plain), grad(remat))
   bf16 = build_encoder(encoder_config("vit", **TINY_VIT)).clone(dtype=jnp.bfloat16)
+  # The graphs, as the ResNet test reads them: only the remat one checkpoints its blocks, and
+  # only the bfloat16 one computes in bfloat16 (equal values alone would pass with either ignored).
+  for model, rematted in ((plain, False), (remat, True)):
+    jaxpr = str(jax.make_jaxpr(lambda v, m=model: jax.grad(lambda v: jnp.sum(m.apply(v, x) ** 2))(v))(variables))
+    assert ("checkpoint" in jaxpr or "remat" in jaxpr) == rematted
+  # Every matmul in bfloat16 but the attention logits, which sslax/models/attention.py
+  # accumulates in float32 for the softmax (one per block); none in the float32 model.
+  for model, low in ((bf16, True), (plain, False)):
+    outputs = [line.split("dot_general")[0] for line in
+               str(jax.make_jaxpr(model.apply)(variables, x)).splitlines() if "dot_general" in line]
+    in_bf16 = sum(":bf16[" in out for out in outputs)
+    assert (len(outputs) - in_bf16, in_bf16 > 0) == ((TINY_VIT["depth"], True) if low else (len(outputs), False)), outputs
   assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(bf16.init(jax.random.key(0), x)))
   np.testing.assert_allclose(np.asarray(bf16.apply(variables, x)), np.asarray(plain.apply(variables, x)),
                              rtol=0.05, atol=0.05)

@@ -20,10 +20,13 @@ import functools
 import gzip
 import itertools
 import os
+import zlib
 from typing import TYPE_CHECKING
 from unittest import mock
 
 import numpy as np
+
+from sslax.errors import DataError
 
 # TFDS is imported where used, not at module level: sslax.data.pipeline imports this module,
 # and the training step and the benchmarks run without TensorFlow (e.g. on accelerator images).
@@ -55,13 +58,19 @@ def read_idx(path: str) -> np.ndarray:
   Header: 2 zero bytes, dtype code (0x08 = uint8), ndim, then ndim big-endian int32 dims.
   """
   opener = gzip.open if path.endswith(".gz") else open
-  with opener(path, "rb") as f:
-    data = f.read()
-  if data[:2] != b"\0\0" or data[2] != 0x08:
-    raise ValueError(f"{path}: not a uint8 idx file (magic {data[:4].hex()})")
-  ndim = data[3]
-  shape = tuple(int(d) for d in np.frombuffer(data, ">i4", count=ndim, offset=4))
-  return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+  try:
+    with opener(path, "rb") as f:
+      data = f.read()
+    if data[:2] != b"\0\0" or data[2] != 0x08:
+      raise ValueError(f"not a uint8 idx file (magic {data[:4].hex()})")
+    ndim = data[3]
+    shape = tuple(int(d) for d in np.frombuffer(data, ">i4", count=ndim, offset=4))
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+  except (EOFError, IndexError, ValueError, zlib.error, gzip.BadGzipFile) as error:
+    raise DataError(
+        f"{path} is damaged ({type(error).__name__}: {error}): replace it (Debian: sudo apt-get "
+        "install --reinstall dataset-fashion-mnist) and run again; the TFDS copy is rebuilt "
+        "from it") from None
 
 
 @functools.cache

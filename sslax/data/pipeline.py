@@ -294,7 +294,14 @@ def prepared_builder(name: str, data_dir: str | None, download: bool):
       fashion_mnist.prepare_fashion_mnist(data_dir)
     except FileNotFoundError as e:
       raise DatasetNotFoundError(_missing_message(name, None, data_dir)) from e
-  builder = tfds.builder(name, data_dir=data_dir)
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError as e:  # TFDS's message is ~500 lines long
+    hint = next((line.strip() for line in str(e).splitlines() if "Did you mean" in line), "")
+    raise DatasetNotFoundError(
+      f"TFDS has no dataset {name!r} (config.data.name). {hint} "
+      "`tfds.list_builders()` lists them all"
+    ) from None
   if not builder.data_path.exists():
     if not download:
       raise DatasetNotFoundError(_missing_message(name, builder, data_dir))
@@ -326,9 +333,26 @@ def open_source(
   to image_size (shorter side, centre crop) for the on-device crop instead. Raises DatasetNotFoundError
   when the data is not prepared and cannot be.
   """
-  import tensorflow_datasets as tfds  # lazy: see prepared_builder
 
   builder = prepared_builder(name, data_dir, download)
+  try:
+    return _open_prepared(builder, name, split, image_size, in_memory)
+  except DatasetNotFoundError:
+    raise
+  except Exception as error:  # noqa: BLE001 - a damaged prepared copy fails in many ways
+    from sslax.errors import DataError
+
+    raise DataError(
+      f"the prepared TFDS {name} in {builder.data_path} cannot be read ({type(error).__name__}: "
+      f"{str(error).splitlines()[0][:200] if str(error) else ''}): delete that folder and run "
+      f"again to rebuild it{' from the idx files' if name == 'fashion_mnist' else f' (or run `tfds build {name}`)'}"
+    ) from error
+
+
+def _open_prepared(builder, name: str, split: str, image_size: int | None,
+                   in_memory: bool | None) -> Source:
+  import tensorflow_datasets as tfds  # lazy: see prepared_builder
+
   info = builder.info
   native = tuple(info.features["image"].shape)  # (H, W, C), H and W None if they vary
   image_size = image_size or native[0] or DATASET_INFO[name]["image_size"]
