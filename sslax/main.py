@@ -4,6 +4,8 @@
       [--config.batch_size=512 --config.total_steps=2000 ...]
   python -m sslax.main --config=... --workdir=DIR --mode=evaluate   # evaluate the latest checkpoint
   python -m sslax.main --config=... --workdir=DIR --mode=finetune   # fine-tune it (sslax/evaluate/finetune.py)
+  python -m sslax.main --config=... --workdir=DIR --mode=linear_eval  # the paper's linear evaluation
+      # (SGD on crops and flips of the whole training split; sslax/evaluate/linear_eval_recipes.py)
 
 Exit status 143 (= 128 + SIGTERM) or 130 (= 128 + SIGINT, Ctrl-C): stopped after saving a
 checkpoint; run the same command again to resume (sslax/preemption.py). What else can go
@@ -22,11 +24,12 @@ from ml_collections import config_flags
 from sslax import assemble, cli, parallel, preemption, train
 from sslax import config as config_lib
 from sslax import workdir as workdir_lib
-from sslax.evaluate import finetune, frozen
+from sslax.evaluate import finetune, frozen, linear_eval
 
 config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics.jsonl, TensorBoard events and eval.json.")
-flags.DEFINE_enum("mode", "train_and_evaluate", ["train_and_evaluate", "train", "evaluate", "finetune"],
+flags.DEFINE_enum("mode", "train_and_evaluate",
+                  ["train_and_evaluate", "train", "evaluate", "finetune", "linear_eval"],
                   "What to run.")
 flags.DEFINE_bool("start_over", False, "When no checkpoint in --workdir can be read, move them to "
                   "checkpoints_corrupt/ and train from step 0 (without it, that stops the run).")
@@ -150,7 +153,8 @@ def evaluate_latest(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 MODES = {"train_and_evaluate": train_and_evaluate, "train": train.train,
-         "evaluate": evaluate_latest, "finetune": finetune.finetune_latest}
+         "evaluate": evaluate_latest, "finetune": finetune.finetune_latest,
+         "linear_eval": linear_eval.linear_eval_latest}  # the paper's SGD linear evaluation
 TRAINING_MODES = ("train_and_evaluate", "train")
 
 

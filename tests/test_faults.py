@@ -95,9 +95,10 @@ def copy_of(workdir, tmp_path) -> str:
 # ---------------------------------------------------------------- 1. another config's checkpoints
 
 
-def test_evaluate_with_another_config_names_the_keys_and_touches_nothing(trained, data_dir):
+@pytest.mark.parametrize("mode", ["evaluate", "linear_eval"])
+def test_evaluate_with_another_config_names_the_keys_and_touches_nothing(trained, data_dir, mode):
   before = snapshot(trained)
-  result = sslax_main(*tiny_flags(data_dir, widths="(16,32)"), "--mode=evaluate",
+  result = sslax_main(*tiny_flags(data_dir, widths="(16,32)"), f"--mode={mode}",
                       f"--workdir={trained}")
   assert result.returncode == 1
   assert "written by another config" in result.stderr
