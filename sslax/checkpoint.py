@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import shutil
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import ml_collections
@@ -37,6 +37,11 @@ class StructureMismatch(ConfigError):
 
 class NoReadableCheckpoint(ConfigError):
   """Checkpoints exist, and not one of them restores."""
+
+
+class AnotherRunsWorkdir(ConfigError):
+  """The workdir holds no checkpoint, but its config.json is of a config that builds another
+  state: training there would overwrite that run's config.json and metrics.jsonl."""
 
 
 class Checkpointer:
@@ -98,10 +103,7 @@ class Checkpointer:
       if saved == wanted:
         return
       differing = config_differences(self.workdir, config) if config is not None else []
-      if len(differing) > 12:
-        differing = differing[:12] + [f"and {len(differing) - 12} more"]
-      keys = ("; the config keys that differ from " + os.path.join(self.workdir, "config.json")
-              + ": " + ", ".join(differing)) if differing else ""
+      keys = f"; {listed_differences(self.workdir, differing)}" if differing else ""
       raise StructureMismatch(
           f"the checkpoint at step {step} in {self.directory} was written by another config "
           f"(its state has {_first_difference(saved, wanted)}){keys}. Nothing was changed: "
@@ -186,6 +188,64 @@ def config_differences(workdir: str, config: ml_collections.ConfigDict) -> list[
   here = _flatten(json.loads(config.to_json_best_effort()))
   return [f"{key}: {saved.get(key, '(absent)')!r} there, {here.get(key, '(absent)')!r} here"
           for key in sorted(set(saved) | set(here)) if saved.get(key) != here.get(key)]
+
+
+def check_config_json(workdir: str, config: ml_collections.ConfigDict, target: Any,
+                      build_state: Callable[[ml_collections.ConfigDict], Any]) -> None:
+  """For a workdir with no checkpoint: AnotherRunsWorkdir if WORKDIR/config.json is of a
+  config that builds a state of another structure than `target` (`build_state`: a config ->
+  its initial state). The rule `check_structure` applies to a checkpoint, so the same keys
+  may change: the learning rate (the rerun a divergence message advises), total_steps,
+  logging, evaluation. A config.json that cannot be built counts as another structure."""
+  differing = config_differences(workdir, config)
+  if not differing:
+    return
+  try:
+    saved = leaf_shapes(build_state(saved_config(workdir)))
+  except Exception as error:  # noqa: BLE001 - e.g. another data set's class count
+    log.info("the config in %s/config.json does not build here: %r", workdir, error)
+    saved = None
+  wanted = leaf_shapes(target)
+  if saved == wanted:
+    return
+  state = (f"its state has {_first_difference(saved, wanted)}" if saved is not None
+           else "it cannot be built with this config's data")
+  raise AnotherRunsWorkdir(
+      f"the workdir {workdir} holds no checkpoint, but its config.json is another run's ({state}); "
+      f"{listed_differences(workdir, differing)}. Training here would overwrite that run's "
+      "config.json and metrics.jsonl, so nothing was changed: use another --workdir, or rerun "
+      "with --start_over to replace that run")
+
+
+def listed_differences(workdir: str, differing: list[str], limit: int = 12) -> str:
+  """'the config keys that differ from WORKDIR/config.json: ...', the first `limit` of them."""
+  if len(differing) > limit:
+    differing = differing[:limit] + [f"and {len(differing) - limit} more"]
+  return (f"the config keys that differ from {os.path.join(workdir, 'config.json')}: "
+          + ", ".join(differing))
+
+
+def saved_config(workdir: str) -> ml_collections.ConfigDict | None:
+  """WORKDIR/config.json as a ConfigDict (JSON lists back to the tuples configs hold); None
+  when there is none or it does not parse."""
+  try:
+    with open(os.path.join(workdir, "config.json")) as f:
+      return ml_collections.ConfigDict(_tuples(json.load(f)))
+  except (OSError, ValueError, TypeError):
+    return None
+
+
+def _tuples(value: Any) -> Any:
+  if isinstance(value, dict):
+    return {k: _tuples(v) for k, v in value.items()}
+  if isinstance(value, list):
+    return tuple(_tuples(v) for v in value)
+  return value
+
+
+def leaf_shapes(tree: Any) -> dict[str, tuple]:
+  """{path: shape} of `tree`'s array leaves, as `check_structure` compares them."""
+  return _leaf_shapes(jax.tree.map(ocp.utils.to_shape_dtype_struct, tree))
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

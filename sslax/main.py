@@ -32,7 +32,8 @@ flags.DEFINE_enum("mode", "train_and_evaluate",
                   ["train_and_evaluate", "train", "evaluate", "finetune", "linear_eval"],
                   "What to run.")
 flags.DEFINE_bool("start_over", False, "When no checkpoint in --workdir can be read, move them to "
-                  "checkpoints_corrupt/ and train from step 0 (without it, that stops the run).")
+                  "checkpoints_corrupt/ and train from step 0; train in a --workdir whose config.json is "
+                  "another run's and that holds no checkpoint (without it, either stops the run).")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 

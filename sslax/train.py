@@ -33,8 +33,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, init_from: dict | Non
   """Pretrains until config.total_steps, resuming from WORKDIR/checkpoints if any -> (final
   state, model, mesh). A fresh run starts from `init_from`'s subtrees where given
   (fine-tuning); `source`: the training data, opened from config.data if None;
-  `start_over`: when no checkpoint in WORKDIR can be read, set them aside and start at step 0
-  (otherwise that stops the run, see sslax/checkpoint.py)."""
+  `start_over`: when no checkpoint in WORKDIR can be read, set them aside and start at step 0,
+  and train in a workdir whose config.json is another run's (otherwise either stops the run,
+  see sslax/checkpoint.py)."""
   config_lib.validate(config)
   mesh = assemble.make_mesh(config)
   with workdir_lib.locked(workdir):  # one process per workdir (sslax/workdir.py)
@@ -49,6 +50,10 @@ def _train_locked(config, workdir, mesh, init_from, source, start_over):
   try:
     # A checkpoint of another config stops the run here, before anything is written.
     checkpointer.check_structure(run.state, config)
+    if not checkpointer.all_steps() and not start_over:  # then WORKDIR/config.json decides
+      checkpoint_lib.check_config_json(
+          workdir, config, run.state,
+          lambda saved: assemble.build(saved, mesh, source=run.source).state)
     # A wall-clock budget (sslax/budget.py) fixes total_steps from the measured speed, once
     # per workdir; the schedules are built from it, so the step is rebuilt with the planned count.
     steps = budget.plan_total_steps(config, workdir, lambda n: _seconds_per_step(run, config, n))

@@ -118,6 +118,30 @@ def test_training_with_another_config_stops_before_writing(trained, data_dir, tm
   assert snapshot(workdir) == before  # config.json, metrics.jsonl and checkpoints as they were
 
 
+def test_another_runs_config_json_without_checkpoints_stops_but_a_rerun_goes_on(
+    trained, data_dir, tmp_path):
+  # A run that stopped before its first checkpoint: config.json and metrics.jsonl, no checkpoint.
+  workdir = copy_of(trained, tmp_path)
+  shutil.rmtree(os.path.join(workdir, "checkpoints"))
+  before = snapshot(workdir)
+  result = sslax_main(*tiny_flags(data_dir, widths="(16,32)"), f"--workdir={workdir}")
+  assert result.returncode == 1, result.stderr[-2000:]
+  assert "holds no checkpoint, but its config.json is another run's" in result.stderr
+  assert "model.widths: (8, 16) there, (16, 32) here" in result.stderr
+  assert "another --workdir" in result.stderr and "--start_over" in result.stderr
+  assert "Traceback" not in result.stderr
+  assert snapshot(workdir) == before  # config.json and metrics.jsonl as they were
+
+  # The same run again with a lower learning rate and fewer steps builds the same state: not
+  # another run (the rule a checkpoint's structure check applies), so it trains.
+  result = sslax_main(*tiny_flags(data_dir, steps=2), "--config.optimizer.base_lr=0.0003",
+                      f"--workdir={workdir}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert checkpoint_steps(workdir) == [2] and logged_steps(workdir) == [1, 2]
+  with open(os.path.join(workdir, "config.json")) as f:
+    assert json.load(f)["optimizer"]["base_lr"] == 0.0003
+
+
 def test_every_checkpoint_unreadable_stops_until_asked_to_start_over(trained, data_dir, tmp_path):
   workdir = copy_of(trained, tmp_path)
   for step in (2, 4):  # truncate every file, as a write cut off mid-way would
