@@ -144,6 +144,14 @@ def test_small_resnet_runs_and_updates_batch_stats(block, stem):
   before = variables["batch_stats"]["stem_bn"]["mean"]
   after = updates["batch_stats"]["stem_bn"]["mean"]
   assert not np.allclose(before, after)
+  # The running mean moves a tenth of the way (momentum 0.9) to the batch mean of the stem
+  # convolution's output, computed here with lax's convolution from the stem's kernel.
+  kernel = variables["params"]["stem_conv"]["kernel"]
+  stride, pad = (2, 3) if stem == "imagenet" else (1, 1)
+  stem_out = jax.lax.conv_general_dilated(x, kernel, (stride, stride), [(pad, pad)] * 2,
+                                          dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  np.testing.assert_allclose(after, 0.9 * before + 0.1 * np.asarray(stem_out).mean((0, 1, 2)),
+                             rtol=1e-4, atol=1e-6)
   # Eval mode uses the running averages: no batch dependence.
   single = apply_eval(model, variables, x[:1])
   np.testing.assert_allclose(single, apply_eval(model, variables, x)[:1], rtol=1e-5, atol=1e-5)

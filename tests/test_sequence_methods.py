@@ -379,3 +379,8 @@ def test_three_trainer_steps_on_tiny_sources(name, tmp_path):
   losses = [r["loss"] for r in rows if "loss" in r]
   assert len(losses) == 3 and all(np.isfinite(losses)), rows
   assert int(jax.device_get(state.step)) == 3
+  assert losses[2] != losses[0], "the steps trained"
+  if name.startswith("skipgram"):
+    # word2vec's output vectors start at zero, so every logit of step 1 is 0: each pair costs
+    # -log sigma(0) for its context word and for each of its negatives, (1 + M) log 2.
+    np.testing.assert_allclose(losses[0], (1 + config.method.num_negatives) * np.log(2), rtol=1e-6)
