@@ -106,10 +106,16 @@ def test_encode_is_backbone_features_and_classifier_has_num_classes(data_dir):
   config = supervised_config(data_dir)
   model = get_method("supervised").build(config)
   variables = step_lib.init_variables(model, config, 1)
-  x = jnp.zeros((2, 28, 28, 1))
+  x = jax.random.normal(jax.random.key(0), (2, 28, 28, 1))
   features = model.apply(variables, x, train=False, method="encode")
   assert features.shape == (2, config.model.widths[-1])
-  assert variables["params"]["classifier"]["kernel"].shape == (config.model.widths[-1], 10)
+  classifier = variables["params"]["classifier"]
+  assert classifier["kernel"].shape == (config.model.widths[-1], 10)
+  # The features are what the classifier reads: the logits are their affine map, in NumPy.
+  logits = model.apply(variables, x, train=False)
+  np.testing.assert_allclose(logits, np.asarray(features) @ np.asarray(classifier["kernel"])
+                             + np.asarray(classifier["bias"]), rtol=1e-5, atol=1e-5)
+  assert np.std(np.asarray(features)) > 0  # not a constant that any map would fit
 
 
 def read_metrics(workdir) -> dict[int, dict]:
