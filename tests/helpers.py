@@ -52,3 +52,12 @@ def tiny_config(data_dir: str):
   config.eval.probe_weight_decays = (1e-4,)
   config.eval.knn_k = 5
   return config
+
+
+def read_idx(path: str) -> np.ndarray:
+  """The uint8 array of an idx file written by `write_idx` (or Fashion-MNIST's own)."""
+  with gzip.open(path) as f:
+    data = f.read()
+  ndim = data[3]
+  shape = np.frombuffer(data[4:4 + 4 * ndim], ">i4")
+  return np.frombuffer(data[4 + 4 * ndim:], np.uint8).reshape(shape)

@@ -7,6 +7,10 @@
   the mirror image): the PNG's input row holds test images' bytes read from the idx file,
   the corrupted row their bottom half and one value per image, distinct between images
   (one key each), the reconstruction row their mirror images;
+* the real MAE through `python -m sslax.reconstruct` on a 2-step tiny ViT run: the PNG's
+  size, its input row against the idx file, exactly the kept share of patches visible in
+  the corrupted row (the rest the dataset mean), and the reconstruction equal to the input
+  on those patches and not on all hidden ones;
 * the command line refuses a method that reconstructs nothing, naming the ones that do; a
   workdir without checkpoint is refused with the fix.
 """
@@ -14,7 +18,6 @@
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import os
 import subprocess
 import sys
@@ -27,7 +30,7 @@ from PIL import Image
 
 from sslax import methods, reconstruct, train
 from sslax.errors import ConfigError
-from tests.helpers import tiny_config
+from tests.helpers import read_idx, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -86,14 +89,6 @@ def fake_simclr(monkeypatch):
       real(name), reconstruct=fake_reconstruct) if name == "simclr" else real(name))
 
 
-def read_idx(path: str) -> np.ndarray:
-  with gzip.open(path) as f:
-    data = f.read()
-  ndim = data[3]
-  shape = np.frombuffer(data[4:4 + 4 * ndim], ">i4")
-  return np.frombuffer(data[4 + 4 * ndim:], np.uint8).reshape(shape)
-
-
 def test_pictures_of_a_pretrained_run(data_dir, fake_simclr, tmp_path):
   config = tiny_config(os.path.join(data_dir, "tfds"))
   config.total_steps = 1
@@ -141,3 +136,65 @@ def test_command_line_refuses_a_method_without_reconstruction(tmp_path):
   assert "Traceback" not in result.stderr
   with pytest.raises(ConfigError, match="reconstructs nothing"):
     reconstruct.reconstruction_rows(tiny_config(str(tmp_path)), str(tmp_path))
+
+
+# ----------------------------------------------------------------------------
+# The real MAE through the command line
+# ----------------------------------------------------------------------------
+
+# A tiny ViT MAE: 7x7 patches (16 per image, 4 left visible at mask ratio 0.75), 16 wide.
+MAE_OVERRIDES = {"model.patch_size": 7, "model.hidden_dim": 16, "model.depth": 1, "model.num_heads": 2,
+                 "method.decoder_dim": 16, "method.decoder_depth": 1, "method.decoder_heads": 2,
+                 # off in this process (conftest), so off in the command's too: the same state
+                 "online_probe.enabled": False, "diagnostics.enabled": False}
+
+
+def test_real_mae_pictures_keep_the_visible_patches(data_dir, tmp_path):
+  """2 MAE steps, then `python -m sslax.reconstruct`: the PNG has the grid's size; its input
+  row holds test images from the idx file; in the corrupted row exactly int(16 x 0.25) = 4
+  patches per image are the input's and the others the dataset mean (0.2860 -> 73); the
+  reconstruction row equals the input on those visible patches and differs on a hidden one."""
+  import importlib.util
+
+  spec = importlib.util.spec_from_file_location("mae_fashion_mnist", os.path.join(REPO, "configs", "mae_fashion_mnist.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  overrides = {**MAE_OVERRIDES, "data.data_dir": os.path.join(data_dir, "tfds")}
+  for key, value in overrides.items():
+    parent, leaf = key.split(".")
+    config[parent][leaf] = value
+  config.batch_size, config.total_steps, config.checkpoint_every_steps = 16, 2, 2
+  config.async_checkpoints = False
+  config.optimizer.warmup_steps = 1
+  workdir = str(tmp_path / "run")
+  train.train(config, workdir)
+
+  out = str(tmp_path / "mae.png")
+  result = subprocess.run(
+      [sys.executable, "-m", "sslax.reconstruct", "--config=configs/mae_fashion_mnist.py", f"--workdir={workdir}",
+       f"--out={out}", "--num_images=3", "--scale=2"] + [f"--config.{k}={v}" for k, v in overrides.items()],
+      cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f"wrote {out}" in result.stdout
+
+  pixels = np.asarray(Image.open(out)).astype(int)
+  cell = 28 * 2 + 2
+  assert pixels.shape == (2 + 3 * cell, 2 + 3 * cell)
+  test_images = read_idx(os.path.join(data_dir, "idx", "t10k-images-idx3-ubyte.gz")).astype(int)
+  hidden_differs = 0
+  for n in range(3):
+    inp, corrupted, rebuilt = (pixels[2 + r * cell:2 + r * cell + 56:2, 2 + n * cell:2 + n * cell + 56:2]
+                               for r in range(3))
+    image = test_images[np.argmin(np.abs(test_images - inp).max(axis=(1, 2)))]
+    assert np.abs(inp - image).max() <= 1  # un-normalized, up to rounding
+    patches = [(slice(7 * i, 7 * i + 7), slice(7 * j, 7 * j + 7)) for i in range(4) for j in range(4)]
+    visible = [p for p in patches if np.array_equal(corrupted[p], inp[p])]
+    assert len(visible) == 4, n
+    for p in patches:
+      if p in visible:
+        assert np.array_equal(rebuilt[p], inp[p]), (n, p)
+      else:
+        assert np.all(corrupted[p] == round(255 * 0.2860)), (n, p)
+        hidden_differs += not np.array_equal(rebuilt[p], inp[p])
+  assert hidden_differs > 0  # the hidden patches are the network's, not the input's

@@ -2,9 +2,9 @@
 statistics module, protocols in the headers, published rows). sslax/reproduce.py: resuming
 without rerunning (the subprocess faked), the messages for an unknown table or a missing
 config file, the published numbers' configs, and the planned commands against sslax.main's
-key check.
-(A real 2-step run of one tiny row takes about 45 s here, most of it imports and
-compilation: run by hand, not in the suite.)"""
+key check. One real table: a tiny SimCLR row run by the real `python -m sslax.main` (2 steps,
+1 seed), its table checked against the eval.json and run.log the run wrote (about 40 s on
+this project's 2-core CPU machine, most of it imports and compilation)."""
 
 from __future__ import annotations
 
@@ -304,3 +304,63 @@ def test_planned_commands_name_only_existing_config_keys(tmp_path):
       finetune = ["--mode=finetune", "--config.finetune.init=random", "--config.finetune.total_steps=3"]
       assert unknown_config_overrides(cmd[3:] + finetune) == [], cmd
       assert "--config.seed=0" in cmd and "--config.total_steps=3" in cmd
+
+
+# ----------------------------------------------------------------------------
+# One real run: `python -m sslax.main` as a subprocess, nothing faked
+# ----------------------------------------------------------------------------
+
+# tests/helpers.py's tiny SimCLR, as command-line overrides; the probes and kNN only, one
+# weight decay; both baselines (random init, raw pixels) as the first run of a seed has them.
+TINY_SIMCLR = ["total_steps=2", "batch_size=16", "checkpoint_every_steps=2", "async_checkpoints=False",
+               "log_every_steps=1", "model.widths=(8,16)", "method.projector_hidden=(32,)",
+               "method.projector_dim=16", "optimizer.warmup_steps=1", "eval.batch_size=32",
+               "eval.probe_weight_decays=(0.0001,)", "eval.knn_k=5", "eval.protocols=('linear_probe','knn')",
+               "online_probe.enabled=False", "diagnostics.enabled=False"]
+
+
+def test_a_real_tiny_table_holds_the_runs_numbers(tiny_fashion_mnist, tmp_path, monkeypatch, capsys):
+  """reproduce runs the real sslax.main (2 steps of a tiny SimCLR on the conftest's tiny
+  Fashion-MNIST, 1 seed): the run ends, and table.md / table.csv hold the accuracies of the
+  eval.json it wrote (read here, x 100) and the trainer's time from its run.log."""
+  monkeypatch.chdir(REPO)
+  row = results.Row("simclr", "configs/simclr_fashion_mnist.py")
+  table = results.Table("tiny", (row,))
+  out = str(tmp_path / "tiny")
+  code = reproduce.reproduce("tiny", table, rows=[row], seeds=[0], outdir=out,
+                             overrides=TINY_SIMCLR + [f"data.data_dir={tiny_fashion_mnist}"],
+                             command="python -m sslax.reproduce (test)")
+  with open(f"{out}/simclr/seed0/run.log") as f:
+    log = f.read()
+  assert code == 0, log[-3000:]
+  with open(f"{out}/simclr/seed0/eval.json") as f:
+    saved = json.load(f)
+  assert saved["step"] == 2
+  pretrained = saved["pretrained"]
+  random_init = saved["random_init"]
+  raw = saved.get("raw_features") or saved["raw_pixels"]
+  seconds = sum(float(s) for s in re.findall(r"trained steps \d+\.\.\d+ in ([\d.]+) s", log))
+  assert seconds > 0
+
+  with open(f"{out}/table.md") as f:
+    text = f.read()
+  headers = header_of(text)
+  probe = next(i for i, h in enumerate(headers) if h.startswith("linear probe (%)"))
+  knn = next(i for i, h in enumerate(headers) if h.startswith("kNN (%)"))
+  time_column = next(i for i, h in enumerate(headers) if h.startswith("pretraining time (s)"))
+  simclr = cells_of(text, "simclr")
+  assert simclr[probe] == f"{100 * pretrained['linear_probe']['accuracy']:.2f}"
+  assert simclr[knn] == f"{100 * pretrained['knn']['accuracy']:.2f}"
+  assert simclr[time_column] == f"{seconds:.0f}"
+  random_row = cells_of(text, "random-init ConvNet (8, 16)")
+  assert random_row[probe] == f"{100 * random_init['linear_probe']['accuracy']:.2f}"
+  assert random_row[knn] == f"{100 * random_init['knn']['accuracy']:.2f}"
+  assert cells_of(text, "raw inputs")[probe] == f"{100 * raw['linear_probe']['accuracy']:.2f}"
+  assert "Settings of every row:" in text and "total_steps=2" in text
+  assert text in capsys.readouterr().out  # and printed
+
+  with open(f"{out}/table.csv") as f:
+    rows = {r["row"]: r for r in csv.DictReader(f)}
+  assert float(rows["simclr"]["linear probe (%) mean"]) == pytest.approx(
+      100 * pretrained["linear_probe"]["accuracy"], abs=1e-4)
+  assert rows["simclr"]["linear probe (%) n"] == "1"

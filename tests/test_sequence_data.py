@@ -2,7 +2,8 @@
 vocabulary, the too-long policy and the missing-data messages.
 
 Never needs the real data: JapaneseVowels and fortunes are tiny synthetic files written here,
-Fashion-MNIST is a fake in-memory source, speech_commands and lm1b go through
+Fashion-MNIST a fake in-memory source and the conftest's tiny idx files (the real TFDS
+path, read back here with NumPy), speech_commands and lm1b go through
 tfds.testing.mock_data.
 """
 
@@ -395,3 +396,28 @@ def test_mocked_lm1b():
   assert batch["tokens"].shape == (5, 64) and (batch["label"] == 0).all()
   for tokens, sentence in zip(batch["tokens"], train.texts):  # every train word is known
     assert train.vocab.decode(tokens) == text.normalize(sentence)
+
+
+def test_fashion_mnist_rows_from_the_tiny_local_fashion_mnist(tiny_fashion_mnist):
+  """The real path (TFDS built from the conftest's idx files, no fake source): each sequence
+  is one test image read top to bottom, normalized as the image pipeline does, with its label,
+  against the idx files read here with NumPy."""
+  from tests.helpers import read_idx
+
+  idx = os.path.join(os.path.dirname(tiny_fashion_mnist), "idx")
+  images = read_idx(os.path.join(idx, "t10k-images-idx3-ubyte.gz")).astype(np.float64)
+  labels = read_idx(os.path.join(idx, "t10k-labels-idx1-ubyte.gz"))
+  source = sequences.open_source(
+      sequences.data_config("fashion_mnist_rows", data_dir=tiny_fashion_mnist), "test")
+  assert (len(source), source.input_shape, source.num_classes) == (len(images), (28, 28), 10)
+  batch = source.get(np.arange(len(source)))
+  assert batch["mask"].all() and (source.lengths == 28).all()
+  pixels = batch["frames"] * 0.3530 + 0.2860  # back to pixels / 255
+  found = []
+  for frames, label in zip(pixels, batch["label"]):
+    # TFDS shuffles a split when it prepares it: find the image, then compare.
+    n = int(np.argmin(np.abs(images / 255.0 - frames).max(axis=(1, 2))))
+    np.testing.assert_allclose(frames, images[n] / 255.0, atol=1e-5)
+    assert label == labels[n]
+    found.append(n)
+  assert sorted(found) == list(range(len(images)))  # every image once
