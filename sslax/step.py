@@ -119,7 +119,7 @@ def make_views_fn(config: ml_collections.ConfigDict, source: pipeline.Source) ->
   base = jax.random.fold_in(jax.random.key(config.seed), AUGMENT_STREAM)
   view_configs = list(config.views.values())
   sizes = [augment.view_size(view_cfg, config.data.image_size) for view_cfg in view_configs]
-  cropped = bool(getattr(source, "full_resolution", False))
+  cropped = source.full_resolution
   if cropped:
     source.crop_views_on_host(
         [pipeline.HostView(size, tuple(v.crop_scale), tuple(v.crop_ratio),

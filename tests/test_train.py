@@ -242,7 +242,8 @@ def test_every_config_file_validates_and_builds(name, tmp_path):
   assert shapes["params"]
   views = jax.eval_shape(
       step_lib.make_views_fn(config, types.SimpleNamespace(
-          input_key="image", pixel_mean=(0.5,) * channels, pixel_std=(0.25,) * channels)),
+          input_key="image", full_resolution=False, pixel_mean=(0.5,) * channels,
+          pixel_std=(0.25,) * channels)),
       jax.ShapeDtypeStruct((2, size, size, channels), jnp.uint8), jax.ShapeDtypeStruct((2,), jnp.int32))
   from sslax.data.augment import view_size
   assert [v.shape for v in views] == [(2, view_size(v, size), view_size(v, size), channels)

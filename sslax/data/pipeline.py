@@ -78,10 +78,13 @@ class Source:
   dtype      uint8 pixels, float32 frames, int32 token ids;
   pixel_mean, pixel_std  per channel, the on-device normalization (x / 255 - mean) / std of
              images; sequences and text are fed as they are: (0.0,), (1.0,).
+  full_resolution  True for images of varied sizes whose training views are cropped on the
+             host from the whole image (FullResolutionSource.crop_views_on_host).
   """
 
   input_key = "image"
   modality = "image"
+  full_resolution = False
   dtype = np.uint8
   input_shape: tuple
   num_classes: int
