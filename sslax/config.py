@@ -156,7 +156,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   dataset.validate(config)
   validate_encoder(config.model)
   method = get_method(config.method.name)
-  require(config.accumulation_steps == 1 or method.init_state is no_state,
+  require(config.accumulation_steps == 1 or method.init_state is no_state
+          or not method.state_reads_outputs,
           "accumulation_steps", f"method {config.method.name!r} updates its state (target "
           "network, queue, center) from each step's outputs, which accumulation would split "
           "into micro-batches; set accumulation_steps=1 (supported for stateless methods)")

@@ -364,10 +364,18 @@ def test_same_losses_and_teacher_on_1_and_8_devices(name, runs):
   assert sorted(losses1) == [1, 2, 3, 4] and losses1[4] != losses1[1]
   np.testing.assert_allclose([losses8[s] for s in range(1, 5)], [losses1[s] for s in range(1, 5)],
                              rtol=2e-5, atol=1e-6)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5),
-               state8.params, state1.params)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5),
-               state8.method_state, state1.method_state)
+  jax.tree_util.tree_map_with_path(compare_without_key_bias, state8.params, state1.params)
+  jax.tree_util.tree_map_with_path(compare_without_key_bias, state8.method_state, state1.method_state)
+
+
+def compare_without_key_bias(path, a, b):
+  """The key projection's bias adds q . b_k to every logit of a query alike, which the softmax
+  cancels: its gradient is 0 up to rounding, and Adam scales that rounding noise to steps of
+  lr, whose signs depend on the reduction order (1 vs 8 devices). Its query and value slices
+  are compared like every other parameter."""
+  if "qkv" in jax.tree_util.keystr(path) and "bias" in jax.tree_util.keystr(path):
+    a, b = a[[0, 2]], b[[0, 2]]  # qkv bias [3, heads, head_dim]: drop the keys' row
+  np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
 def test_data2vec_teacher_follows_the_ema_of_the_student(runs, data_dir):

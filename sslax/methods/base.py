@@ -143,6 +143,9 @@ class Method:
   validate: ValidateFn = no_checks
   init_state: InitStateFn = no_state
   update_state: UpdateStateFn = keep_state
+  # False when update_state never reads the step's outputs (the supervised linear
+  # evaluation's frozen encoder): gradient accumulation then leaves it exact.
+  state_reads_outputs: bool = True
   # The variables whose `encode` is evaluated: the online network, unless the method's
   # paper evaluates another (DINO: the teacher).
   evaluated_variables: EvaluatedVariablesFn = online_network

@@ -178,4 +178,4 @@ def update_state(config, params, state, outputs, step):
 
 
 METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=1, validate=validate,
-                init_state=init_state, update_state=update_state)
+                init_state=init_state, update_state=update_state, state_reads_outputs=False)
