@@ -15,7 +15,7 @@ Twins, VICReg, MoCo v3); optimizer.lars_variant picks one.
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -183,37 +183,15 @@ def lars(learning_rate: float | optax.Schedule, *, weight_decay: float = 0.0,
   changing lr_t rescales the whole buffer. With clip_lr the per-layer rate lr_t * r is
   capped at lr_t. Written here because optax has neither the clip nor that order.
   """
-  schedule = learning_rate if callable(learning_rate) else optax.constant_schedule(learning_rate)
-
-  def init(params):
-    return LarsState(count=jnp.zeros([], jnp.int32),
-                     momentum=jax.tree.map(jnp.zeros_like, params))
-
-  def update(updates, state, params=None):
-    if params is None:
-      raise ValueError("sslax.optim.lars needs the params (weight decay and the trust ratio)")
-    lr = jnp.asarray(schedule(state.count), jnp.float32)
-    masks = mask(params) if callable(mask) else mask
-    if isinstance(masks, bool):
-      masks = jax.tree.map(lambda _: masks, params)
-
-    def direction(g, p, adapt):
-      if not adapt:
-        return g
-      p_norm = jnp.linalg.norm(p.ravel().astype(jnp.float32))
-      g_norm = jnp.linalg.norm(g.ravel().astype(jnp.float32))
-      ratio = trust_coefficient * p_norm / (g_norm + weight_decay * p_norm + eps)
-      if clip_lr:  # lr_t = 0 (warm-up start): ratio / 0 = inf, clipped to 1
-        ratio = jnp.minimum(ratio / lr, 1.0)
-      scaled = (ratio * (g + weight_decay * p)).astype(g.dtype)
-      return jnp.where((p_norm > 0) & (g_norm > 0), scaled, g)
-
-    d = jax.tree.map(direction, updates, params, masks)
-    buf = jax.tree.map(lambda b, x: momentum * b + x, state.momentum, d)
-    new_updates = jax.tree.map(lambda b: (-lr * b).astype(b.dtype), buf)
-    return new_updates, LarsState(count=optax.safe_increment(state.count), momentum=buf)
-
-  return optax.GradientTransformation(init, update)
+  def direction(g, p, lr):
+    p_norm = jnp.linalg.norm(p.ravel().astype(jnp.float32))
+    g_norm = jnp.linalg.norm(g.ravel().astype(jnp.float32))
+    ratio = trust_coefficient * p_norm / (g_norm + weight_decay * p_norm + eps)
+    if clip_lr:  # lr_t = 0 (warm-up start): ratio / 0 = inf, clipped to 1
+      ratio = jnp.minimum(ratio / lr, 1.0)
+    scaled = (ratio * (g + weight_decay * p)).astype(g.dtype)
+    return jnp.where((p_norm > 0) & (g_norm > 0), scaled, g)
+  return _momentum_before_lr("sslax.optim.lars", learning_rate, momentum, mask, direction)
 
 
 def pytorch_lars(learning_rate: float | optax.Schedule, *, weight_decay: float = 0.0,
@@ -228,6 +206,21 @@ def pytorch_lars(learning_rate: float | optax.Schedule, *, weight_decay: float =
     buf = momentum * buf + d;  update = -lr_t * buf
 
   optax.lars has the same ratio but applies momentum after the learning rate."""
+  def direction(g, p, lr):
+    del lr  # the ratio does not depend on it
+    d = g + weight_decay * p
+    p_norm = jnp.linalg.norm(p.ravel().astype(jnp.float32))
+    d_norm = jnp.linalg.norm(d.ravel().astype(jnp.float32))
+    ratio = jnp.where((p_norm > 0) & (d_norm > 0),
+                      trust_coefficient * p_norm / jnp.where(d_norm > 0, d_norm, 1.0), 1.0)
+    return (ratio * d).astype(g.dtype)
+  return _momentum_before_lr("sslax.optim.pytorch_lars", learning_rate, momentum, mask, direction)
+
+
+def _momentum_before_lr(name: str, learning_rate, momentum: float, mask: Any,
+                        direction: Callable) -> optax.GradientTransformation:
+  """What both LARS forms above share: where `mask` is True, d = direction(g, p, lr_t),
+  elsewhere d = g; buf = momentum * buf + d; update = -lr_t * buf."""
   schedule = learning_rate if callable(learning_rate) else optax.constant_schedule(learning_rate)
 
   def init(params):
@@ -235,28 +228,18 @@ def pytorch_lars(learning_rate: float | optax.Schedule, *, weight_decay: float =
 
   def update(updates, state, params=None):
     if params is None:
-      raise ValueError("sslax.optim.pytorch_lars needs the params (weight decay and the trust ratio)")
+      raise ValueError(f"{name} needs the params (weight decay and the trust ratio)")
     lr = jnp.asarray(schedule(state.count), jnp.float32)
     masks = mask(params) if callable(mask) else mask
     if isinstance(masks, bool):
       masks = jax.tree.map(lambda _: masks, params)
-
-    def direction(g, p, adapt):
-      if not adapt:
-        return g
-      d = g + weight_decay * p
-      p_norm = jnp.linalg.norm(p.ravel().astype(jnp.float32))
-      d_norm = jnp.linalg.norm(d.ravel().astype(jnp.float32))
-      ratio = jnp.where((p_norm > 0) & (d_norm > 0),
-                        trust_coefficient * p_norm / jnp.where(d_norm > 0, d_norm, 1.0), 1.0)
-      return (ratio * d).astype(g.dtype)
-
-    d = jax.tree.map(direction, updates, params, masks)
+    d = jax.tree.map(lambda g, p, adapt: direction(g, p, lr) if adapt else g, updates, params, masks)
     buf = jax.tree.map(lambda b, x: momentum * b + x, state.momentum, d)
     new_updates = jax.tree.map(lambda b: (-lr * b).astype(b.dtype), buf)
     return new_updates, LarsState(count=optax.safe_increment(state.count), momentum=buf)
 
   return optax.GradientTransformation(init, update)
+
 
 # ----------------------------------------------------------------------------
 # Layer-wise learning-rate decay (fine-tuning): BEiT (Bao et al. 2022), MAE (He et al. 2022).
