@@ -67,8 +67,8 @@ class _Draws:
 
 
 def test_box_equals_torchvision_get_params_draw_for_draw(monkeypatch):
-  torch = pytest.importorskip("torch")
-  transforms = pytest.importorskip("torchvision.transforms")
+  torch = pytest.importorskip("torch", reason="torch and torchvision are the optional bench/interop extras; CI installs neither")
+  transforms = pytest.importorskip("torchvision.transforms", reason="torch and torchvision are the optional bench/interop extras; CI installs neither")
   u = np.random.default_rng(0).uniform(size=20000).astype(np.float32).astype(float)
   ours, theirs = _Draws(u), _Draws(u)
 
@@ -105,8 +105,8 @@ def test_box_distribution():
 
 @pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
 def test_crops_equal_torchvision_transforms(interpolation):
-  transforms = pytest.importorskip("torchvision.transforms")
-  functional = pytest.importorskip("torchvision.transforms.functional")
+  transforms = pytest.importorskip("torchvision.transforms", reason="torch and torchvision are the optional bench/interop extras; CI installs neither")
+  functional = pytest.importorskip("torchvision.transforms.functional", reason="torch and torchvision are the optional bench/interop extras; CI installs neither")
   mode = getattr(transforms.InterpolationMode, interpolation.upper())
   for h, w in [(375, 500), (333, 500), (120, 90)]:
     image = _photo(h, w, seed=h)

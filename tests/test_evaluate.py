@@ -30,6 +30,7 @@ import ml_collections
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import NearestNeighbors
 
 from sslax import assemble
 from sslax.errors import ConfigError
@@ -110,8 +111,7 @@ def test_knn_accuracy_and_chunking(knn_data):
   acc = knn_accuracy(train_x, train_y, test_x, test_y, 5, k=20)
   assert acc == pytest.approx(np.mean(by_chunk[0] == test_y))
   # scikit-learn's neighbours (cosine distance, brute force) are the ones voting.
-  neighbors = pytest.importorskip("sklearn.neighbors")
-  index = neighbors.NearestNeighbors(n_neighbors=20, metric="cosine", algorithm="brute").fit(train_x)
+  index = NearestNeighbors(n_neighbors=20, metric="cosine", algorithm="brute").fit(train_x)
   _, idx = index.kneighbors(test_x)
   sims = np.sum(test_x[:, None] * train_x[idx], -1) / (
       np.linalg.norm(test_x, axis=1)[:, None] * np.linalg.norm(train_x[idx], axis=-1))

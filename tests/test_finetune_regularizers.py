@@ -111,8 +111,8 @@ def test_targets_and_mixed_loss_are_timms_soft_target_cross_entropy():
   mixed = (0.35 * losses.label_smoothed_cross_entropy(logits, labels, 0.1)
            + 0.65 * losses.label_smoothed_cross_entropy(logits, labels[::-1], 0.1))
   assert float(mixed) == pytest.approx(soft_ce, rel=1e-5)
-  torch = pytest.importorskip("torch")
-  timm_mixup = pytest.importorskip("timm.data.mixup")
+  torch = pytest.importorskip("torch", reason="torch and torchvision are the optional bench/interop extras; CI installs neither")
+  timm_mixup = pytest.importorskip("timm.data.mixup", reason="timm (the reference implementation compared with) is the optional interop extra; CI does not install it")
   expected = timm_mixup.mixup_target(torch.tensor(labels), 5, lam=0.35, smoothing=0.1).numpy()
   np.testing.assert_allclose(targets, expected, atol=1e-6)
 

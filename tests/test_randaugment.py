@@ -13,7 +13,7 @@ import pytest
 
 from sslax.data import randaugment
 
-Image = pytest.importorskip("PIL.Image")
+Image = pytest.importorskip("PIL.Image", reason="Pillow, the reference for every op, comes with tensorflow-datasets; skipped only where it is absent")
 from PIL import ImageEnhance, ImageOps  # noqa: E402
 
 FILL = (124, 116, 104)
@@ -94,7 +94,7 @@ def test_op_matches_pil(name, argument, pil_op, channels):
 
 
 def test_op_arguments_are_timms_level_to_arg():
-  timm_aa = pytest.importorskip("timm.data.auto_augment")
+  timm_aa = pytest.importorskip("timm.data.auto_augment", reason="timm (the reference implementation compared with) is the optional interop extra; CI does not install it")
   import random
   magnitudes = np.array([0.0, 3.3, 8.7, 9.0, 10.0], np.float32)
   for name in randaugment.OPS:
