@@ -129,6 +129,99 @@ def draw(runs: dict[str, Series], out: str) -> list[str]:
   return [key for key, _ in panels]
 
 
+def _figure(panels: int, columns: int = COLUMNS, size: tuple[float, float] = PANEL_SIZE):
+  import matplotlib
+  matplotlib.use("Agg")
+  from matplotlib.figure import Figure
+
+  columns = max(1, min(columns, panels))
+  rows = math.ceil(panels / columns)
+  fig = Figure(figsize=(size[0] * columns, size[1] * rows), dpi=DPI, layout="constrained")
+  axes = fig.subplots(rows, columns, squeeze=False).ravel()
+  for ax in axes[panels:]:
+    ax.set_visible(False)
+  return fig, axes
+
+
+def _cell(agg: dict, row: dict, name: str):
+  """(mean, std) of column NAME in aggregated ROW; (None, None) if the table lacks it."""
+  for (_, _, measured, _), (mean, std, _) in zip(agg["columns"], row["cells"]):
+    if measured == name:
+      return mean, std
+  return None, None
+
+
+def draw_table(figure, agg: dict, outdir: str, seeds: Sequence[int], out: str) -> str:
+  """A results table's picture (figure: sslax.results.Figure; agg: sslax.results.aggregate's
+  output, read from OUTDIR's runs) written to OUT; -> OUT. Means with error bars of one std
+  over the seeds where there are several."""
+  methods = [r for r in agg["rows"] if r["kind"] == "method"]
+  if figure.kind == "lines":
+    fig, axes = _figure(len(figure.columns))
+    for ax, name in zip(axes, figure.columns):
+      groups: dict = {}
+      for row in methods:
+        params = agg["params"].get(row["label"], {})
+        mean, std = _cell(agg, row, name)
+        if mean is not None and figure.x in params:
+          groups.setdefault(params.get(figure.series, ""), []).append((params[figure.x], mean, std or 0.0))
+      for series, points in groups.items():
+        xs, ys, errors = zip(*sorted(points))
+        ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=f"{figure.series} {series}")
+      for row in agg["rows"]:  # the baselines, for scale
+        mean, _ = _cell(agg, row, name)
+        if row["kind"] != "method" and mean is not None:
+          ax.axhline(mean, color="gray", linestyle="--", linewidth=1)
+          ax.annotate(row["label"], (0.01, mean), xycoords=("axes fraction", "data"), fontsize=7,
+                      color="gray", va="bottom")
+      ax.set_xscale("log", base=2)
+      ax.set_xlabel(figure.x)
+      ax.set_title(f"{name} (%)")
+      ax.grid(alpha=0.3)
+      if groups:
+        ax.legend(fontsize=8)
+  elif figure.kind == "bars":
+    rows = [r for r in agg["rows"] if any(_cell(agg, r, n)[0] is not None for n in figure.columns)]
+    fig, axes = _figure(1, size=(max(6.0, 0.9 * len(rows) * max(1, len(figure.columns)) / 2), 4.5))
+    ax = axes[0]
+    width = 0.8 / max(1, len(figure.columns))
+    for j, name in enumerate(figure.columns):
+      cells = [_cell(agg, r, name) for r in rows]
+      xs = [i + (j - (len(figure.columns) - 1) / 2) * width for i in range(len(rows))]
+      ax.bar(xs, [m if m is not None else 0.0 for m, _ in cells], width,
+             yerr=[s or 0.0 for _, s in cells], capsize=2, label=name)
+    ax.set_xticks(range(len(rows)), [r["label"] for r in rows], rotation=30, ha="right", fontsize=8)
+    values = [m for r in rows for n in figure.columns for m in [_cell(agg, r, n)[0]] if m is not None]
+    if values:  # accuracies differ by points: start the axis near the lowest
+      ax.set_ylim(max(0.0, min(values) - 5), min(100.0, max(values) + 2))
+    ax.set_ylabel("test top-1 (%)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, ncols=min(3, len(figure.columns)))
+  elif figure.kind == "curves":
+    runs = {}
+    for row in methods:
+      workdir = os.path.join(outdir, row["label"], f"seed{seeds[0]}")
+      try:
+        runs[row["label"]] = collect_series(workdir, [k for k, _ in figure.keys])
+      except PlotError:
+        continue
+    fig, axes = _figure(len(figure.keys))
+    for ax, (key, title) in zip(axes, figure.keys):
+      for i, (name, series) in enumerate(runs.items()):
+        if key in series:
+          ax.plot(*series[key], color=f"C{i % 10}", label=name)
+      ax.set_title(title)
+      ax.set_xlabel("step")
+      ax.grid(alpha=0.3)
+    if runs:
+      axes[0].legend(fontsize=7)
+  else:
+    raise PlotError(f"unknown figure kind {figure.kind!r}: lines, bars or curves")
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  fig.savefig(out)
+  return out
+
+
 def default_out(workdirs: Sequence[str]) -> str:
   return os.path.join(workdirs[0], "curves.png") if len(workdirs) == 1 else "curves.png"
 

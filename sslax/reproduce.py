@@ -40,6 +40,7 @@ import subprocess
 import sys
 import time
 
+from sslax import lessons
 from sslax.results import Row, Table, aggregate, machine_lines, model_key, read_json, run_entries, write_table
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,6 +82,8 @@ TABLES = {
     "fortunes": Table(
         "Text methods on the fortunes corpus",
         _rows("fortunes", "skipgram", "masked_token", "next_token"), raw_label="raw tokens"),
+    # What contrastive and non-contrastive learning teach (sslax/lessons.py, docs/lessons.md).
+    **lessons.TABLES,
 }
 
 
@@ -153,9 +156,19 @@ class Run:
   random_init: bool = False
   raw: bool = False
   status: str = ""                   # why it cannot run ("" when it can)
+  devices: int = 0                   # > 0: CPU devices the run sees (the table's)
 
   def settings(self) -> dict:
-    return {"config": self.row.config, "seed": self.seed, "overrides": self.overrides}
+    settings = {"config": self.row.config, "seed": self.seed, "overrides": self.overrides}
+    if self.devices:
+      settings["devices"] = self.devices
+    return settings
+
+  def env(self) -> dict | None:
+    """The run's environment: this one, plus the table's CPU device count if it has one
+    (a fresh process is the only place XLA reads it)."""
+    return device_env(self.devices)
+
 
   def command(self, python: str) -> list[str]:
     flags = [f"--config.{o}" for o in self.overrides]
@@ -163,6 +176,16 @@ class Run:
       on = self.random_init if key == "random_init_baseline" else self.raw
       flags.append(f"--config.eval.{key}={on}")
     return [python, "-m", "sslax.main", f"--config={self.config_path}", f"--workdir={self.workdir}"] + flags
+
+
+def device_env(devices: int) -> dict | None:
+  """This environment with XLA_FLAGS asking for DEVICES CPU devices; None (inherit) for 0."""
+  if not devices:
+    return None
+  flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
+           if not f.startswith("--xla_force_host_platform_device_count")]
+  flags.append(f"--xla_force_host_platform_device_count={devices}")
+  return dict(os.environ, XLA_FLAGS=" ".join(flags))
 
 
 def display_path(path: str) -> str:
@@ -187,7 +210,7 @@ def plan(table: Table, rows: list[Row], seeds: list[int], outdir: str, extra: li
     for seed in seeds:
       runs.append(Run(row, seed, os.path.join(outdir, row.label, f"seed{seed}"), display_path(path),
                       base + [f"seed={seed}"], steps=int(config.total_steps),
-                      model=config.model.to_dict(), baseline_keys=keys))
+                      model=config.model.to_dict(), baseline_keys=keys, devices=table.devices))
   for seed in seeds:
     done_models, have_raw = set(), False
     for run in runs:
@@ -226,7 +249,7 @@ def check(run: Run) -> str:
   return "done"
 
 
-def machine_info(python: str) -> dict:
+def machine_info(python: str, env: dict | None = None) -> dict:
   """This machine, and the devices a run's JAX sees: asked of a separate process, so this
   one never holds an accelerator the runs need."""
   from importlib import metadata
@@ -240,7 +263,7 @@ def machine_info(python: str) -> dict:
       pass
   try:
     out = subprocess.run([python, "-c", "import jax; d = jax.devices(); print(len(d), 'x', d[0].device_kind)"],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, env=env)
     if out.returncode == 0:
       info["devices"] = out.stdout.strip().splitlines()[-1]
   except (OSError, subprocess.SubprocessError):
@@ -264,7 +287,7 @@ def execute(run: Run, python: str, machine: dict, invocation: str, extra_flags: 
   with open(log_path, "a") as log:
     log.write(f"$ {shlex.join(cmd)}\n")
     log.flush()
-    code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
+    code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=run.env())
   if log_name == "run.log":
     record.update(returncode=code, wall_seconds=round(time.perf_counter() - start, 1))
     with open(os.path.join(run.workdir, "reproduce.json"), "w") as f:
@@ -311,7 +334,8 @@ def reproduce(name: str, table: Table, *, rows: list[Row], seeds: list[int], out
         continue
       state = check(run)
       prefix = "" if state == "run" else "# done already: " if state == "done" else f"# error: {state}\n# "
-      print(prefix + shlex.join(run.command(python)))
+      devices = f"XLA_FLAGS=--xla_force_host_platform_device_count={run.devices} " if run.devices else ""
+      print(prefix + devices + shlex.join(run.command(python)))
       if finetune_steps:
         print(f"#   then --mode=finetune --config.finetune.total_steps={finetune_steps}"
               + (" (and --config.finetune.init=random)" if run.random_init else ""))
@@ -329,13 +353,13 @@ def reproduce(name: str, table: Table, *, rows: list[Row], seeds: list[int], out
         print(f"[{run.row.label} seed {run.seed}] error: {state}", file=sys.stderr)
         continue
       else:
-        machine = machine or machine_info(python)
+        machine = machine or machine_info(python, device_env(table.devices))
         code = execute(run, python, machine, command)
         if code != 0:
           status[(run.row.label, run.seed)] = f"failed (exit {code}, see {run.workdir}/run.log)"
           continue
       if finetune_steps:
-        machine = machine or machine_info(python)
+        machine = machine or machine_info(python, device_env(table.devices))
         failed = finetune(run, python, machine, command, finetune_steps)
         if failed:
           status[(run.row.label, run.seed)] = failed
@@ -345,6 +369,10 @@ def reproduce(name: str, table: Table, *, rows: list[Row], seeds: list[int], out
                      machines=machine_lines(run.workdir for run in runs if run.workdir),
                      settings=last_wins(list(table.settings) + overrides))
   print(text, flush=True)
+  if table.figure is not None:
+    from sslax import plot  # matplotlib: only when a table has a picture
+    print(plot.draw_table(table.figure, agg, outdir, seeds, os.path.join(outdir, "table.png")),
+          file=sys.stderr)
   return 1 if status else 0
 
 

@@ -37,6 +37,7 @@ class Row:
   label: str
   config: str                        # relative to the repository
   overrides: tuple[str, ...] = ()    # "KEY=VALUE" config overrides of this row only
+  params: tuple[tuple[str, object], ...] = ()  # what the row varies, by name: a figure's axes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Column:
   name: str
   path: tuple[str, ...]
   protocol: str
-  unit: str = "%"                    # "%": accuracies in [0, 1], shown x100; "s": seconds
+  unit: str = "%"                    # "%": accuracies in [0, 1], shown x100; "s": seconds; "": as is
 
 
 COLUMNS = (
@@ -69,6 +70,19 @@ FEW_LABEL_ORDER = ("1%", "10%", "1 per class", "3 per class")
 
 
 @dataclasses.dataclass(frozen=True)
+class Figure:
+  """A table's picture. kind "lines": `columns` against the rows' param `x` (log2 axis), one
+  line per value of param `series`; "bars": `columns` as bars, a group per row; "curves": the
+  first seed's metrics.jsonl `keys` over training, a line per row (plus a panel per column
+  key: the table's final values)."""
+  kind: str
+  columns: tuple[str, ...] = ()      # Column names (few-label ones expanded, e.g. "few-label 1%")
+  x: str = ""
+  series: str = ""
+  keys: tuple[tuple[str, str], ...] = ()  # ("key in metrics.jsonl", "panel title")
+
+
+@dataclasses.dataclass(frozen=True)
 class Table:
   """A named results table: its rows, the settings every row shares, its default seeds.
   The runner (sslax/reproduce.py) reads the settings, seeds and finetune_steps; the title,
@@ -81,6 +95,8 @@ class Table:
   finetune_steps: int | None = None  # > 0: also fine-tune every encoder (and its random init)
   note: str = ""
   columns: tuple[Column, ...] = COLUMNS
+  devices: int = 0                   # > 0: the runs see this many CPU devices (XLA_FLAGS)
+  figure: Figure | None = None     # OUTDIR/table.png, drawn by sslax/plot.py
 
 
 # ----------------------------------------------------------------------------
@@ -126,6 +142,29 @@ def pretraining_seconds(workdir: str) -> float | None:
   return seconds
 
 
+def final_metrics(workdir: str) -> dict:
+  """The last logged value of every numeric key of WORKDIR/metrics.jsonl ({} without one)."""
+  final, step = {}, {}
+  try:
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+      lines = f.read().splitlines()
+  except OSError:
+    return {}
+  for line in lines:
+    try:
+      record = json.loads(line)
+    except ValueError:
+      continue  # a run still writing its last line
+    if not isinstance(record, dict):
+      continue
+    at = record.get("step", 0)
+    for key, value in record.items():
+      if (key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool)
+          and at >= step.get(key, -1)):
+        final[key], step[key] = value, at
+  return final
+
+
 def run_entries(workdir: str) -> dict | None:
   """A run's results by encoder, each a dict the columns' paths lead into:
   {"pretrained": eval.json's + online_probe, finetune, pretraining_seconds,
@@ -137,6 +176,11 @@ def run_entries(workdir: str) -> dict | None:
   pretrained = dict(result.get("pretrained") or {})
   if "online_probe" in result:  # the trainer's, of the pretrained encoder only
     pretrained["online_probe"] = result["online_probe"]
+  if "heads" in result:  # the projector's and predictor's outputs (eval.heads)
+    pretrained["heads"] = result["heads"]
+  final = final_metrics(workdir)
+  if final:
+    pretrained["final"] = final
   finetune = read_json(os.path.join(workdir, "finetune.json"))
   if finetune is not None:
     pretrained["finetune"] = finetune
@@ -284,7 +328,12 @@ def aggregate(table: Table, rows: list[Row], seeds: list[int], outdir: str,
         problems.append(f"{row.label} seed {seed}: no eval.json in "
                         f"{os.path.join(outdir, row.label, f'seed{seed}')}")
   steps = sorted({e["step"] for e in runs.values() if e is not None and e.get("step") is not None})
-  return dict(columns=columns, rows=out_rows, problems=problems, steps=steps)
+  walls = [(read_json(os.path.join(outdir, row.label, f"seed{seed}", "reproduce.json")) or {}).get("wall_seconds")
+           for row in rows for seed in seeds]
+  walls = [w for w in walls if isinstance(w, (int, float))]
+  return dict(columns=columns, rows=out_rows, problems=problems, steps=steps,
+              params={row.label: dict(row.params) for row in rows},
+              wall_seconds=(sum(walls), len(walls)) if walls else None)
 
 
 # ----------------------------------------------------------------------------
@@ -295,6 +344,9 @@ def format_cell(mean, std, n, n_seeds: int, unit: str) -> str:
   """"mean ± std", "(n=k)" added where fewer than all the seeds measured it."""
   if mean is None:
     return MISSING
+  if unit == "":  # a plain quantity (a std, a rank): three significant digits
+    text = f"{mean:.3g}" + ("" if std is None else f" ± {std:.2g}")
+    return text + (f" (n={n})" if n != n_seeds else "")
   digits = 2 if unit == "%" else 0
   text = f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
   return text + (f" (n={n})" if n != n_seeds else "")
@@ -324,13 +376,16 @@ def markdown(name: str, table: Table, agg: dict, seeds: list[int], *, command: s
   and why, and the published numbers of the rows' paper-scale configs."""
   n = len(seeds)
   # Short headers, each naming its protocol; the protocol's every setting in a note below.
-  headers = ["row"] + [f"{measured} ({column.unit}) [{i}]"
+  headers = ["row"] + [f"{measured}{f' ({column.unit})' if column.unit else ''} [{i}]"
                        for i, (column, _, measured, _) in enumerate(agg["columns"], 1)]
   lines = [f"# {name}: {table.title}", "",
            f"Made by `{command}` on {datetime.date.today().isoformat()}.",
            "Runs made on: " + ("; ".join(machines) if machines else "unknown (no reproduce.json)") + ".",
            f"Settings of every row: {', '.join(settings) or 'each config file as written'}; "
            f"pretraining steps in the eval.json files: {', '.join(map(str, agg['steps'])) or MISSING}.",
+           *([f"Wall time of the {agg['wall_seconds'][1]} runs (each one `sslax.main` process: "
+              f"pretraining and evaluation): {agg['wall_seconds'][0] / 60:.1f} min."]
+             if agg.get("wall_seconds") else []),
            f"Each cell: mean ± std over n = {n} seed{'s' * (n != 1)} ({', '.join(map(str, seeds))}; "
            "std with ddof=1), "
            f"fewer where marked (n=k); {MISSING}: not measured. Test-split top-1 accuracy in %, "

@@ -146,12 +146,13 @@ class FakeRuns:
   run would (baselines as the flags ask), or fails where told."""
 
   def __init__(self, fail=()):
-    self.calls, self.fail = [], set(fail)
+    self.calls, self.fail, self.envs = [], set(fail), []
 
-  def __call__(self, cmd, stdout=None, stderr=None, **kwargs):
+  def __call__(self, cmd, stdout=None, stderr=None, env=None):
     flags = dict(a.removeprefix("--").split("=", 1) for a in cmd[3:])
     workdir, seed = flags["workdir"], int(flags["config.seed"])
     self.calls.append(cmd)
+    self.envs.append(env)
     stdout.write("INFO sslax.train: trained steps 0..7 in 3.0 s\n")
     label = os.path.basename(os.path.dirname(workdir))
     if (label, seed) in self.fail:
@@ -175,7 +176,7 @@ class FakeRuns:
 def fake(monkeypatch):
   runs = FakeRuns(fail={("jigsaw", 1)})
   monkeypatch.setattr(reproduce.subprocess, "call", runs)
-  monkeypatch.setattr(reproduce, "machine_info", lambda python: {"platform": "TestOS", "cpus": 2, "jax": "9.9"})
+  monkeypatch.setattr(reproduce, "machine_info", lambda python, env=None: {"platform": "TestOS", "cpus": 2, "jax": "9.9"})
   return runs
 
 
@@ -364,3 +365,70 @@ def test_a_real_tiny_table_holds_the_runs_numbers(tiny_fashion_mnist, tmp_path, 
   assert float(rows["simclr"]["linear probe (%) mean"]) == pytest.approx(
       100 * pretrained["linear_probe"]["accuracy"], abs=1e-4)
   assert rows["simclr"]["linear probe (%) n"] == "1"
+
+
+# ----------------------------------------------------------------------------
+# The teaching tables (sslax/lessons.py).
+# ----------------------------------------------------------------------------
+
+def test_lesson_rows_see_the_same_number_of_images():
+  from sslax import lessons
+
+  for name, table in lessons.TABLES.items():
+    for row in table.rows:
+      config = reproduce.load_config(os.path.join(REPO, row.config), list(table.settings) + list(row.overrides))
+      assert config.batch_size * config.total_steps == lessons.IMAGES, (name, row.label)
+      assert config.optimizer.warmup_steps == config.total_steps // 10, (name, row.label)
+  batches = {dict(r.params)["global batch"] for r in lessons.BATCH_SIZE.rows}
+  assert batches == {32, 64, 128, 256, 512, 1024}
+  assert {r.label for r in lessons.FEATURE_BANK.rows} >= {"moco_q0", "moco_q16384", "moco_m0", "simclr_b64"}
+
+
+def test_a_table_on_several_devices_runs_in_their_environment_and_draws(tmp_path, fake, monkeypatch):
+  from sslax import lessons
+
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_foo=1 --xla_force_host_platform_device_count=2")
+  table = lessons.BATCH_SIZE
+  rows = [r for r in table.rows if r.label in ("global_b32", "global_b64", "per_device_b64")]
+  assert reproduce.reproduce("batch_size", table, rows=rows, seeds=[0], outdir=str(tmp_path),
+                             overrides=[], command="c", python="python") == 0
+  assert [e["XLA_FLAGS"] for e in fake.envs] == [
+      "--xla_cpu_foo=1 --xla_force_host_platform_device_count=8"] * 3
+  with open(tmp_path / "global_b32" / "seed0" / "reproduce.json") as f:
+    assert json.load(f)["settings"]["devices"] == 8
+  with open(tmp_path / "table.md") as f:
+    assert "Wall time of the 3 runs" in f.read()
+  with open(tmp_path / "table.png", "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+  # A table without devices leaves the environment alone.
+  fake.envs.clear()
+  pretext = reproduce.TABLES["pretext"]
+  reproduce.reproduce("pretext", pretext, rows=list(pretext.rows[:1]), seeds=[0], outdir=str(tmp_path / "p"),
+                      overrides=["total_steps=3"], command="c", python="python")
+  assert fake.envs == [None]
+
+
+def test_final_metrics_are_each_keys_last_logged_value(tmp_path):
+  write(f"{tmp_path}/metrics.jsonl", "\n".join([
+      json.dumps({"step": 10, "loss": 3.0, "z_std": 0.05}),
+      json.dumps({"step": 20, "loss": 2.0, "diagnostics/rankme": 40.0, "diagnostics/collapsed": False}),
+      json.dumps({"step": 30, "loss": 1.5}),
+      '{"step": 40, "loss": 0.']))  # a run still writing
+  assert results.final_metrics(str(tmp_path)) == {"loss": 1.5, "z_std": 0.05, "diagnostics/rankme": 40.0}
+  assert results.format_cell(0.0123456, 0.00123, 3, 3, "") == "0.0123 ± 0.0012"
+  assert results.format_cell(41.26, None, 1, 3, "") == "41.3 (n=1)"
+
+
+def test_curves_figure_from_the_runs_metrics(tmp_path):
+  from sslax import lessons, plot
+
+  rows = lessons.COLLAPSE.rows[:2]
+  for i, row in enumerate(rows):
+    write(f"{tmp_path}/{row.label}/seed0/metrics.jsonl",
+          "\n".join(json.dumps({"step": s, "z_std": 0.05 / (1 + i * s), "loss": -s}) for s in range(1, 5)))
+    write(f"{tmp_path}/{row.label}/seed0/eval.json", fake_eval(4, 0.8, 0.7))
+  agg = results.aggregate(lessons.COLLAPSE, list(rows), [0], str(tmp_path))
+  text = results.markdown("collapse", lessons.COLLAPSE, agg, [0], command="c", machines=[], settings=[])
+  assert cells_of(text, rows[1].label)[3] == "0.01"  # final z std, step 4: 0.05 / (1 + 4)
+  out = plot.draw_table(lessons.COLLAPSE.figure, agg, str(tmp_path), [0], str(tmp_path / "c.png"))
+  assert os.path.getsize(out) > 1000
