@@ -16,6 +16,7 @@ from sslax.data import augment, datasets
 from sslax.data.augment import default_view_config
 from sslax.errors import require
 from sslax.evaluate import linear_eval_recipes, validate_eval
+from sslax.evaluate.protocols import HEAD_PROTOCOLS
 from sslax.evaluate.sgd_probe import default_config as sgd_probe_config
 from sslax.methods import get_method
 from sslax.methods.base import no_state
@@ -74,6 +75,10 @@ def base_config() -> ml_collections.ConfigDict:
       # (SimCLR/BYOL's SGD recipe, settings in sgd_probe), "few_label", "diagnostics"
       protocols=("linear_probe", "knn", "few_label", "diagnostics"),
       train_split="",  # the split the probes and kNN fit on; "": data.train_split
+      # Heads evaluated besides the backbone f, e.g. ("projector", "predictor"): g(f(x)) and
+      # q(g(f(x))) of the pretrained network, by linear_probe and knn (those of `protocols`),
+      # under eval.json's "heads". Method.heads lists what a method has.
+      heads=(),
       batch_size=1000, knn_k=200, knn_temperature=0.07,
       probe_weight_decays=(0.0, 1e-5, 1e-4, 1e-3, 1e-2),
       sgd_probe=sgd_probe_config(),
@@ -169,6 +174,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
           f"{method.name!r}; valid keys: {sorted(known)}")
   method.validate(config)
   validate_eval(config)
+  _validate_eval_heads(config, method)
   _validate_finetune(config)
   linear_eval_recipes.validate(config)
   budget.validate(config)
@@ -208,6 +214,20 @@ def _validate_views(config: ml_collections.ConfigDict, modality: str, method) ->
             f"{len(config.views)} ({sorted(config.views)})")
   for name, view in config.views.items():
     augment.validate_view(view, f"views.{name}")
+
+
+def _validate_eval_heads(config: ml_collections.ConfigDict, method) -> None:
+  """config.eval.heads: heads the method's network has, and a protocol that runs on them."""
+  heads = tuple(config.eval.get("heads", ()))
+  missing = [h for h in heads if h not in method.heads]
+  require(not missing, "eval.heads",
+          f"method {method.name!r} has no head {missing}; its heads: {list(method.heads)} "
+          "(set eval.heads to some of them, or to () for the backbone only)")
+  require(len(set(heads)) == len(heads), "eval.heads", f"{list(heads)} names a head twice")
+  on_heads = [p for p in config.eval.get("protocols", ()) if p in HEAD_PROTOCOLS]
+  require(not heads or on_heads, "eval.heads",
+          f"heads are evaluated by {list(HEAD_PROTOCOLS)} only, and eval.protocols has neither: "
+          "add one to eval.protocols, or set eval.heads=()")
 
 
 def _validate_finetune(config: ml_collections.ConfigDict) -> None:
