@@ -15,7 +15,7 @@ from sslax import budget, online_probe, optim, recipe
 from sslax.data import augment, datasets
 from sslax.data.augment import default_view_config
 from sslax.errors import require
-from sslax.evaluate import linear_eval_recipes, validate_eval
+from sslax.evaluate import few_label, linear_eval_recipes, validate_eval
 from sslax.evaluate.protocols import HEAD_PROTOCOLS
 from sslax.evaluate.sgd_probe import default_config as sgd_probe_config
 from sslax.methods import get_method
@@ -52,6 +52,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict(dict(
       name="fashion_mnist", train_split="train", test_split="test", data_dir="",
       image_size=28, download=False, in_memory=True,
+      # "": pretrain on the whole train split; "1%", "10%", "5 per class": only that labelled
+      # subset of it, the few-label evaluation's for eval.few_label_seed (sslax/evaluate/
+      # few_label.py), e.g. the supervised baseline on the same labels. The evaluation
+      # (probes, kNN, few-label) still reads the whole split.
+      train_subset="",
       num_classes=0))           # 0: the dataset's (only the supervised baseline uses it)
   c.model = ml_collections.ConfigDict(dict(name="convnet"))
   c.method = ml_collections.ConfigDict(dict(name="simclr"))
@@ -159,6 +164,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _validate_optimizer(config)
   dataset = datasets.get_dataset(config.data.name)
   dataset.validate(config)
+  _validate_train_subset(config)
   validate_encoder(config.model)
   method = get_method(config.method.name)
   require(config.accumulation_steps == 1 or method.init_state is no_state
@@ -214,6 +220,17 @@ def _validate_views(config: ml_collections.ConfigDict, modality: str, method) ->
             f"{len(config.views)} ({sorted(config.views)})")
   for name, view in config.views.items():
     augment.validate_view(view, f"views.{name}")
+
+
+def _validate_train_subset(config: ml_collections.ConfigDict) -> None:
+  subset = config.data.get("train_subset", "")
+  try:
+    valid = subset == "" or bool(few_label.SubsetSpec.parse(subset))
+  except (ValueError, TypeError, AttributeError):
+    valid = False
+  require(valid, "data.train_subset",
+          f"{subset!r} is not a subset: use '' (the whole train split), a percentage of each "
+          "class in (0, 100] such as '1%' or '10%', or a count per class such as '5 per class'")
 
 
 def _validate_eval_heads(config: ml_collections.ConfigDict, method) -> None:
