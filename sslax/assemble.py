@@ -17,9 +17,12 @@ from sslax import config as config_lib
 from sslax import online_probe, optim, parallel, step
 from sslax.data import datasets, pipeline
 from sslax.errors import ConfigError
+from sslax.evaluate import few_label
 from sslax.methods import Method, get_method
 from sslax.models import load_pretrained
 from sslax.models.pretrained import as_init_from
+
+log = logging.getLogger(__name__)
 
 
 def open_split(config: ml_collections.ConfigDict, split: str,
@@ -31,6 +34,29 @@ def open_split(config: ml_collections.ConfigDict, split: str,
   source = dataset.open(config.data, split, train) if jax.process_index() == 0 else None
   parallel.sync_processes(f"sslax: {config.data.name}/{split} prepared")  # no-op on one process
   return source if source is not None else dataset.open(config.data, split, train)
+
+
+def training_source(config: ml_collections.ConfigDict) -> pipeline.Source:
+  """The pretraining data: config.data's train split, or with config.data.train_subset
+  ("1%", "10%", "5 per class") only that labelled subset of it, the very indices the
+  few-label evaluation takes for that spec at eval.few_label_seed (few_label.get_subset:
+  the saved list where one fits the split). The evaluation still reads the whole split."""
+  source = open_split(config, config.data.train_split)
+  spec_name = config.data.get("train_subset", "")
+  if not spec_name:
+    return source
+  if source.full_resolution:
+    raise ConfigError("config.data.train_subset: the split is read at full resolution, whose "
+                      "views are cropped from raw records by index; set data.in_memory=True "
+                      "or train_subset to ''")
+  indices, where = few_label.get_subset(
+      few_label.split_labels(source), few_label.SubsetSpec.parse(spec_name),
+      config.eval.get("few_label_seed", 0), dataset=config.data.name,
+      split=config.data.train_split, saved=config.eval.get("few_label_saved_subsets", True))
+  log.info("pretraining on data.train_subset %r: %d of the %d examples of %s/%s (%s)",
+              spec_name, len(indices), len(source), config.data.name, config.data.train_split,
+              where)
+  return pipeline.SubsetSource(source, indices)
 
 
 def with_dataset_facts(config: ml_collections.ConfigDict, source: pipeline.Source):
@@ -94,11 +120,11 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, *,
           source: pipeline.Source | None = None, init_from: dict | None = None,
           views_fn: Callable | None = None) -> Run:
   """Everything a run needs, after the config is validated. `source`: the training data
-  (default: config.data's train split, opened here); `init_from`: pretrained subtrees of the
+  (default: `training_source(config)`, config.data's train split or its train_subset); `init_from`: pretrained subtrees of the
   initial variables (see `step.with_subtrees`; default: config.model.init_from's weights, if
   any); `views_fn`: see `step.make_train_step`."""
   method = get_method(config.method.name)
-  source = source or open_split(config, config.data.train_split)
+  source = source or training_source(config)
   if init_from is None and config.model.get("init_from"):
     init_from = pretrained_encoder(config, source)
   config = config_lib.with_precision(with_dataset_facts(config, source))  # dtype policy -> backbone

@@ -15,7 +15,8 @@ from sslax import budget, online_probe, optim, recipe
 from sslax.data import augment, datasets
 from sslax.data.augment import default_view_config
 from sslax.errors import require
-from sslax.evaluate import linear_eval_recipes, validate_eval
+from sslax.evaluate import few_label, linear_eval_recipes, validate_eval
+from sslax.evaluate.protocols import HEAD_PROTOCOLS
 from sslax.evaluate.sgd_probe import default_config as sgd_probe_config
 from sslax.methods import get_method
 from sslax.methods.base import no_state
@@ -51,6 +52,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict(dict(
       name="fashion_mnist", train_split="train", test_split="test", data_dir="",
       image_size=28, download=False, in_memory=True,
+      # "": pretrain on the whole train split; "1%", "10%", "5 per class": only that labelled
+      # subset of it, the few-label evaluation's for eval.few_label_seed (sslax/evaluate/
+      # few_label.py), e.g. the supervised baseline on the same labels. The evaluation
+      # (probes, kNN, few-label) still reads the whole split.
+      train_subset="",
       num_classes=0))           # 0: the dataset's (only the supervised baseline uses it)
   c.model = ml_collections.ConfigDict(dict(name="convnet"))
   c.method = ml_collections.ConfigDict(dict(name="simclr"))
@@ -74,6 +80,10 @@ def base_config() -> ml_collections.ConfigDict:
       # (SimCLR/BYOL's SGD recipe, settings in sgd_probe), "few_label", "diagnostics"
       protocols=("linear_probe", "knn", "few_label", "diagnostics"),
       train_split="",  # the split the probes and kNN fit on; "": data.train_split
+      # Heads evaluated besides the backbone f, e.g. ("projector", "predictor"): g(f(x)) and
+      # q(g(f(x))) of the pretrained network, by linear_probe and knn (those of `protocols`),
+      # under eval.json's "heads". Method.heads lists what a method has.
+      heads=(),
       batch_size=1000, knn_k=200, knn_temperature=0.07,
       probe_weight_decays=(0.0, 1e-5, 1e-4, 1e-3, 1e-2),
       sgd_probe=sgd_probe_config(),
@@ -154,6 +164,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _validate_optimizer(config)
   dataset = datasets.get_dataset(config.data.name)
   dataset.validate(config)
+  _validate_train_subset(config)
   validate_encoder(config.model)
   method = get_method(config.method.name)
   require(config.accumulation_steps == 1 or method.init_state is no_state
@@ -169,6 +180,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
           f"{method.name!r}; valid keys: {sorted(known)}")
   method.validate(config)
   validate_eval(config)
+  _validate_eval_heads(config, method)
   _validate_finetune(config)
   linear_eval_recipes.validate(config)
   budget.validate(config)
@@ -208,6 +220,31 @@ def _validate_views(config: ml_collections.ConfigDict, modality: str, method) ->
             f"{len(config.views)} ({sorted(config.views)})")
   for name, view in config.views.items():
     augment.validate_view(view, f"views.{name}")
+
+
+def _validate_train_subset(config: ml_collections.ConfigDict) -> None:
+  subset = config.data.get("train_subset", "")
+  try:
+    valid = subset == "" or bool(few_label.SubsetSpec.parse(subset))
+  except (ValueError, TypeError, AttributeError):
+    valid = False
+  require(valid, "data.train_subset",
+          f"{subset!r} is not a subset: use '' (the whole train split), a percentage of each "
+          "class in (0, 100] such as '1%' or '10%', or a count per class such as '5 per class'")
+
+
+def _validate_eval_heads(config: ml_collections.ConfigDict, method) -> None:
+  """config.eval.heads: heads the method's network has, and a protocol that runs on them."""
+  heads = tuple(config.eval.get("heads", ()))
+  missing = [h for h in heads if h not in method.heads]
+  require(not missing, "eval.heads",
+          f"method {method.name!r} has no head {missing}; its heads: {list(method.heads)} "
+          "(set eval.heads to some of them, or to () for the backbone only)")
+  require(len(set(heads)) == len(heads), "eval.heads", f"{list(heads)} names a head twice")
+  on_heads = [p for p in config.eval.get("protocols", ()) if p in HEAD_PROTOCOLS]
+  require(not heads or on_heads, "eval.heads",
+          f"heads are evaluated by {list(HEAD_PROTOCOLS)} only, and eval.protocols has neither: "
+          "add one to eval.protocols, or set eval.heads=()")
 
 
 def _validate_finetune(config: ml_collections.ConfigDict) -> None:

@@ -26,6 +26,7 @@ import json
 import os
 import re
 
+import jax
 import ml_collections
 import numpy as np
 import pytest
@@ -609,3 +610,146 @@ def test_unknown_protocol_lists_the_registered_ones(monkeypatch):
     validate_eval(config)
   with pytest.raises(ValueError, match="already registered"):
     protocols.register(majority_protocol([]))
+
+
+# ----------------------------------------------------------------------------
+# config.eval.heads: the projector's (and predictor's) outputs, f versus g
+# ----------------------------------------------------------------------------
+
+
+def numpy_mlp(params: dict, stats: dict, x: np.ndarray) -> np.ndarray:
+  """sslax.models.heads.MLP in inference mode, written out: Dense (-> BN with running
+  statistics) -> ReLU per hidden layer, then Dense (-> BN without shift)."""
+  hidden = sorted(k for k in params if k.startswith("dense") and k != "dense_out")
+  x = np.asarray(x, np.float64)
+
+  def bn(x, name):
+    p, s = params[name], stats[name]
+    x = (x - np.asarray(s["mean"])) / np.sqrt(np.asarray(s["var"]) + 1e-5) * np.asarray(p["scale"])
+    return x + np.asarray(p["bias"]) if "bias" in p else x
+
+  for i in range(1, len(hidden) + 1):
+    x = x @ np.asarray(params[f"dense{i}"]["kernel"])
+    x = bn(x, f"bn{i}") if f"bn{i}" in params else x + np.asarray(params[f"dense{i}"]["bias"])
+    x = np.maximum(x, 0)
+  x = x @ np.asarray(params["dense_out"]["kernel"])
+  if "bias" in params["dense_out"]:
+    x = x + np.asarray(params["dense_out"]["bias"])
+  return bn(x, "bn_out") if "bn_out" in params else x
+
+
+def with_random_running_stats(batch_stats, seed: int = 0):
+  """batch_stats with random running means and variances: BN in inference mode then changes
+  the features, where batch statistics would give others."""
+  rng = np.random.default_rng(seed)
+  return jax.tree_util.tree_map_with_path(
+      lambda path, a: (rng.uniform(0.5, 2.0, a.shape) if path[-1].key == "var"
+                       else rng.normal(0, 0.5, a.shape)).astype(np.float32), batch_stats)
+
+
+def test_projector_features_are_the_projector_on_backbone_features(tiny_run):
+  """What the evaluation embeds with eval.heads=("projector",) is the projector MLP, written
+  out in NumPy with its running BatchNorm statistics, on the backbone's features."""
+  from sslax.evaluate import features, frozen
+
+  config, _, state, model, mesh = tiny_run
+  stats = with_random_running_stats(jax.device_get(state.batch_stats))
+  variables = {"params": jax.device_get(state.params), "batch_stats": stats}
+  source = assemble.open_split(config, "test")
+  embed = lambda apply_method: features.extract_features(  # noqa: E731
+      model, variables, source, mesh, image_size=28, mean=(0.286,), std=(0.353,), batch_size=16,
+      apply_method=apply_method)
+  backbone, labels = embed("encode")
+  projected, projected_labels = embed(frozen.head_output("projector"))
+  np.testing.assert_array_equal(projected_labels, labels)
+  expected = numpy_mlp(variables["params"]["projector"], stats["projector"], backbone)
+  assert projected.shape == (32, config.method.projector_dim)
+  np.testing.assert_allclose(projected, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_predictor_head_is_the_predictor_on_the_projection():
+  """BYOL's network: head "predictor" is q(g(f(x))) and head "projector" g(f(x)), in
+  inference mode, against the MLPs written out in NumPy."""
+  from sslax.config import base_config
+  from sslax.methods import get_method
+
+  method = get_method("byol")
+  config = base_config()
+  config.method = method.defaults()
+  config.model = ml_collections.ConfigDict(dict(name="convnet", widths=(4, 8)))
+  config.method.projector_hidden, config.method.projector_dim = (12,), 6
+  config.method.predictor_hidden = (10,)
+  model = method.build(config)
+  x = np.random.default_rng(0).normal(size=(3, 28, 28, 1)).astype(np.float32)
+  variables = jax.device_get(model.init(jax.random.key(0), x, train=False))
+  variables["batch_stats"] = with_random_running_stats(variables["batch_stats"])
+  f = model.apply(variables, x, method="encode")
+  g = numpy_mlp(variables["params"]["projector"], variables["batch_stats"]["projector"], f)
+  q = numpy_mlp(variables["params"]["predictor"], variables["batch_stats"]["predictor"], g)
+  for which, expected in (("projector", g), ("predictor", q)):
+    out = model.apply(variables, x, which, method="head")
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_evaluate_run_writes_the_heads(tiny_run, tmp_path):
+  from sslax.evaluate import frozen
+
+  config, _, state, model, mesh = tiny_run
+  config = config.copy_and_resolve_references()
+  config.eval.protocols = ("linear_probe", "knn", "diagnostics")
+  config.eval.heads = ("projector",)
+  config.eval.random_init_baseline = config.eval.raw_pixel_baseline = False
+  results = frozen.evaluate_run(config, model, state, mesh, str(tmp_path))
+  with open(tmp_path / "eval.json") as f:
+    saved = json.load(f)
+  assert saved == json.loads(json.dumps(results))
+  assert list(saved["heads"]) == ["projector"]
+  head = saved["heads"]["projector"]
+  assert set(head) == {"linear_probe", "knn", "feature_dim", "seconds"}  # no diagnostics
+  assert head["feature_dim"] == config.method.projector_dim
+  for protocol in ("linear_probe", "knn"):
+    assert set(head[protocol]) == set(saved["pretrained"][protocol])
+    assert head[protocol]["settings"] == saved["pretrained"][protocol]["settings"]
+  table = frozen.format_table(saved).splitlines()
+  assert table[2].startswith("pretrained ") and table[3].startswith("pretrained projector output")
+
+
+@pytest.mark.parametrize("method, heads, protocols, message", [
+    ("simclr", ("projector", "predictor"), ("knn",),
+     "method 'simclr' has no head ['predictor']; its heads: ['projector']"),
+    ("byol", ("projector", "projector"), ("knn",), "names a head twice"),
+    ("simclr", ("projector",), ("few_label",), "linear_probe', 'knn'] only"),
+])
+def test_eval_heads_validation(method, heads, protocols, message):
+  from sslax import config as config_lib
+  from sslax.methods import get_method
+  from tests.helpers import tiny_config
+
+  config = tiny_config("")
+  config.method = get_method(method).defaults()
+  config.eval.heads = ("projector",)
+  config_lib.validate(config)
+  config.eval.heads, config.eval.protocols = heads, protocols
+  with pytest.raises(ConfigError, match=f"config.eval.heads: .*{re.escape(message)}"):
+    config_lib.validate(config)
+
+
+def test_every_declared_head_is_one_the_network_has():
+  """Method.heads promises `head(x, which)` for each: the network has the submodule."""
+  from sslax.config import base_config
+  from sslax.methods import available_methods, get_method
+
+  declared = {}
+  for name in available_methods():
+    method = get_method(name)
+    if not method.heads:
+      continue
+    config = base_config()
+    config.method = method.defaults()
+    model = method.build(config)
+    declared[name] = method.heads
+    assert callable(getattr(model, "head", None)), name
+    for which in method.heads:
+      assert getattr(model, which, None) is not None, (name, which)
+  assert declared["byol"] == declared["simsiam"] == ("projector", "predictor")
+  assert declared["simclr"] == ("projector",)

@@ -162,3 +162,87 @@ def test_few_label_probe_matches_sklearn(spec, tmp_path):
   assert 0.3 < result["accuracy"] < 1.0  # better than the 25% chance, not trivially perfect
   assert ("fixed L2" in result["protocol"]) == (spec.per_class is not None)
   assert all(where.startswith("drawn") for where in result["subsets"])
+
+
+# ----------------------------------------------------------------------------
+# config.data.train_subset: pretraining on the few-label evaluation's subset
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", ["10%", "3 per class"])
+def test_pretraining_reads_only_the_few_label_subset(tiny_fashion_mnist, tmp_path, monkeypatch,
+                                                      caplog, spec):
+  """The trainer's source is the subset the few-label protocol takes for the same spec and
+  seed (get_subset as protocols.run_few_label calls it; here drawn, as the tiny split is not
+  the one the saved lists index), and every batch it draws holds only those examples."""
+  import logging
+
+  from sslax import assemble, train
+  from sslax.data import pipeline
+  from tests.helpers import tiny_config
+
+  config = tiny_config(tiny_fashion_mnist)
+  config.num_devices = 1
+  config.total_steps = 1
+  config.data.train_subset = spec
+  config.eval.few_label_seed = 3
+  full = assemble.open_split(config, "train")
+  expected, where = few_label.get_subset(full.labels, SubsetSpec.parse(spec), 3,
+                                         dataset="fashion_mnist", split="train")
+  assert where.startswith("drawn")
+  np.testing.assert_array_equal(expected, few_label.balanced_subset(full.labels, SubsetSpec.parse(spec), 3))
+  assert not np.array_equal(expected, few_label.balanced_subset(full.labels, SubsetSpec.parse(spec), 0))
+
+  class Opened(Exception):  # stops the trainer once it opens its batches: no step compiled
+    pass
+
+  def opened(source, **kwargs):
+    raise Opened(source)
+
+  monkeypatch.setattr(pipeline, "host_batches", opened)
+  with caplog.at_level(logging.INFO, logger="sslax.assemble"), pytest.raises(Opened) as stop:
+    train.train(config, str(tmp_path / "run"))
+  monkeypatch.undo()
+  assert f"pretraining on data.train_subset {spec!r}: {expected.size} of the 64 examples" in caplog.text
+  source = stop.value.args[0]
+  assert len(source) == expected.size < 64
+  batches = pipeline.host_batches(source, global_batch=16, seed=config.seed)
+  try:
+    drawn = [next(batches) for _ in range(4)]
+  finally:
+    batches.close()
+  subset_images = {full.images[i].tobytes(): full.labels[i] for i in expected}
+  seen = set()
+  for batch in drawn:
+    for image, label in zip(batch["image"], batch["label"]):
+      assert subset_images[image.tobytes()] == label  # a KeyError: an example not in the subset
+      seen.add(image.tobytes())
+  assert seen == set(subset_images)  # 64 draws cover the whole subset
+
+
+@pytest.mark.parametrize("value", ["1", "0%", "abc", "1.5 per class"])
+def test_train_subset_validation(value):
+  from sslax import config as config_lib
+  from sslax.errors import ConfigError
+  from tests.helpers import tiny_config
+
+  config = tiny_config("")
+  config.data.train_subset = "1%"
+  config_lib.validate(config)
+  config.data.train_subset = value
+  with pytest.raises(ConfigError, match=r"config.data.train_subset: .*'1%' or '10%'.*'5 per class'"):
+    config_lib.validate(config)
+
+
+def test_train_subset_restricts_pretraining_only():
+  """Fine-tuning and the papers' linear evaluation train on the whole train split."""
+  from sslax.evaluate.finetune import finetune_config
+  from sslax.evaluate.linear_eval import linear_eval_config
+  from tests.helpers import tiny_config
+
+  config = tiny_config("")
+  config.data.train_subset = "1%"
+  assert finetune_config(config).data.train_subset == ""
+  config.linear_eval.recipe = "simclr"
+  assert linear_eval_config(config, 640).data.train_subset == ""
+  assert config.data.train_subset == "1%"

@@ -117,6 +117,31 @@ class InMemorySource(Source):
     return dict(image=self.images[indices], label=self.labels[indices])
 
 
+class SubsetSource(Source):
+  """The examples `indices` of another source, in that order: pretraining on a labelled
+  subset of the train split (config.data.train_subset). It declares what `base` declares;
+  a source that crops its views on the host from raw records (full_resolution) is not one
+  it can index."""
+
+  def __init__(self, base: Source, indices: np.ndarray):
+    if base.full_resolution:
+      raise ValueError("a full-resolution source crops its views from raw records by index; "
+                       "open the split in memory to take a subset of it")
+    self.base, self.indices = base, np.asarray(indices, np.int64)
+    for name in ("input_key", "modality", "dtype", "input_shape", "num_classes", "pixel_mean",
+                 "pixel_std"):
+      setattr(self, name, getattr(base, name))
+    if getattr(base, "vocab", None) is not None:  # text: the split's vocabulary stays whole
+      self.vocab = base.vocab
+    self.num_threads = getattr(base, "num_threads", 1)
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def get(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    return self.base.get(self.indices[indices])
+
+
 def synthetic_images(num_examples: int, shape: tuple[int, int, int], num_classes: int = 10,
                      seed: int = 0, normalization: tuple[tuple, tuple] | None = None) -> InMemorySource:
   """Uniform random uint8 images with random labels: a stand-in dataset for benchmarks and

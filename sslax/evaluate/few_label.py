@@ -11,7 +11,8 @@ always gives the same subset. Draw d of an evaluation uses seed `seed + d`.
 Saved lists make a subset the same everywhere, whatever code draws it: a plain text
 file of indices into the split, one per line, under a header of `# key: value` comments
 (dataset, split, spec, seed, N, the split's size and a checksum of its labels).
-sslax/evaluate/subsets/ holds Fashion-MNIST train 1% and 10% at seed 0:
+sslax/evaluate/subsets/ holds Fashion-MNIST train 1% and 10% at seed 0 (config.data.
+train_subset pretrains on the same subsets, sslax/assemble.py):
 
   python -m sslax.evaluate.few_label --dataset=fashion_mnist --split=train \
       --fractions=0.01,0.1 --seed=0
@@ -204,6 +205,13 @@ def get_subset(labels: Any, spec: SubsetSpec, seed: int, *, dataset: str, split:
   return balanced_subset(labels, spec, seed), drawn
 
 
+def split_labels(source) -> np.ndarray:
+  """The labels int [N] of a whole split (a pipeline.Source), in the order its indices count."""
+  if getattr(source, "labels", None) is not None:
+    return np.asarray(source.labels)
+  return np.asarray(source.get(np.arange(len(source)))["label"])
+
+
 def few_label_probe(train_x: Any, train_y: Any, test_x: Any, test_y: Any, num_classes: int, *,
                     spec: SubsetSpec, draws: int = 1, seed: int = 0, dataset: str, split: str,
                     weight_decays: Sequence[float] = (0.0, 1e-5, 1e-4, 1e-3, 1e-2),
@@ -289,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> None:
   from sslax.data import pipeline
 
   source = pipeline.open_source(args.dataset, args.split, data_dir=args.data_dir)
-  labels = source.labels if hasattr(source, "labels") else source.get(np.arange(len(source)))["label"]
+  labels = split_labels(source)
   specs = ([SubsetSpec(fraction=float(f)) for f in args.fractions.split(",") if f]
            + [SubsetSpec(per_class=int(k)) for k in args.per_class.split(",") if k])
   for spec in specs:

@@ -101,6 +101,8 @@ def finetune_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
     if cfg.get("pool", ""):
       ft.model.pool = cfg.pool
     ft.views = ml_collections.ConfigDict({"view1": cfg.view.copy_and_resolve_references()})
+    if "train_subset" in ft.data:  # a subset restricts pretraining only
+      ft.data.train_subset = ""
     ft.batch_size = cfg.batch_size
     ft.total_steps = cfg.total_steps
     ft.checkpoint_every_steps = cfg.checkpoint_every_steps

@@ -5,6 +5,8 @@ initialization and the raw inputs, baselines.py) the protocols config.eval.proto
 (protocols.py: linear probe, kNN, SGD probe, few-label, diagnostics) run on features of the
 whole train and test splits (features.py); the raw inputs get only the protocols marked
 `on_raw_inputs`. Every number is a named protocol with its settings recorded beside it.
+With config.eval.heads, the pretrained network's head outputs (projector g(f(x)), predictor
+q(g(f(x)))) are evaluated too, by the linear probe and kNN only, under "heads".
 
 The online probe logged while pretraining (WORKDIR/metrics.jsonl) is reported on its own,
 never mixed with these offline numbers. With config.eval.data set, the encoder is evaluated
@@ -119,6 +121,14 @@ def _pretraining_input(config: ml_collections.ConfigDict) -> tuple[int, tuple, t
   return (channels, *pipeline.image_normalization(config.data.name, channels))
 
 
+def head_output(which: str):
+  """The `method` of model.apply that embeds with head `which` of the network (Method.heads),
+  in inference mode as the backbone's `encode`."""
+  def apply(module, x, train: bool = False):
+    return module.head(x, which, train=train)
+  return apply
+
+
 def evaluate_run(config: ml_collections.ConfigDict, model, state, mesh, workdir: str) -> dict:
   """Evaluates the trained encoder in `state`; writes WORKDIR/eval.json and prints a table."""
   ev_config = evaluation_config(config)
@@ -132,9 +142,10 @@ def evaluate_run(config: ml_collections.ConfigDict, model, state, mesh, workdir:
   if train_source.input_key == "image" and transfer:
     channels, mean, std = _pretraining_input(config)
   limit = None if config.eval.max_train_examples < 0 else config.eval.max_train_examples
-  embed = lambda variables, source, limit=None: extract_features(  # noqa: E731
+  embed = lambda variables, source, limit=None, head=None: extract_features(  # noqa: E731
       model, variables, source, mesh, image_size=config.data.get("image_size", 0), mean=mean,
-      std=std, batch_size=config.eval.batch_size, limit=limit, channels=channels)
+      std=std, batch_size=config.eval.batch_size, limit=limit, channels=channels,
+      apply_method="encode" if head is None else head_output(head))
   num_classes = train_source.num_classes
   protocols = _protocols(config)
   run = lambda name, train, test, protocols=protocols: run_protocols(  # noqa: E731
@@ -149,6 +160,12 @@ def evaluate_run(config: ml_collections.ConfigDict, model, state, mesh, workdir:
   trained = method.evaluated_variables(config, state.params, state.batch_stats, state.method_state)
   results["pretrained"] = run("pretrained encoder", embed(trained, train_source, limit),
                               embed(trained, test_source))
+  heads = tuple(config.eval.get("heads", ()))
+  if heads:  # f versus g: the heads' outputs, on the same splits, by the same settings
+    on_heads = tuple(p for p in protocols if p in protocols_lib.HEAD_PROTOCOLS)
+    results["heads"] = {head: run(f"pretrained {head} output", embed(trained, train_source, limit, head),
+                                  embed(trained, test_source, head=head), on_heads)
+                        for head in heads}
   if config.eval.random_init_baseline:
     random_init = random_init_variables(model, config, train_source, channels)
     results["random_init"] = run("random-init encoder", embed(random_init, train_source, limit),
@@ -172,16 +189,22 @@ def evaluate_run(config: ml_collections.ConfigDict, model, state, mesh, workdir:
 
 def format_table(results: dict) -> str:
   """eval.json as a table: one row per encoder, the columns of every protocol that ran."""
-  encoders = [(k, n) for k, n in (("pretrained", "pretrained"), ("random_init", "random init"),
-                                  ("raw_features", "raw features")) if k in results]
-  ran = [p for p in protocols_lib.PROTOCOLS.values() if any(p.name in results[e] for e, _ in encoders)]
+  entries = {key: results[key] for key in ("pretrained", "random_init", "raw_features")
+             if key in results}
+  entries.update({f"heads.{h}": entry for h, entry in results.get("heads", {}).items()})
+  names = {"pretrained": "pretrained", "random_init": "random init", "raw_features": "raw features"}
+  encoders = [(key, names.get(key, f"pretrained {key.removeprefix('heads.')} output"))
+              for key in entries]
+  # Head rows right after the backbone's: f versus g.
+  encoders.sort(key=lambda e: (e[0] != "pretrained", not e[0].startswith("heads.")))
+  ran = [p for p in protocols_lib.PROTOCOLS.values() if any(p.name in entries[e] for e, _ in encoders)]
   # Columns in registry order; within a protocol, in the order the encoders first show them.
   cells: dict[str, dict[str, str]] = {key: {} for key, _ in encoders}
   columns: dict[str, None] = {}
   for protocol in ran:
     for key, _ in encoders:
-      if protocol.name in results[key]:
-        row = protocol.cells(results[key][protocol.name])
+      if protocol.name in entries[key]:
+        row = protocol.cells(entries[key][protocol.name])
         cells[key].update(row)
         columns.update(dict.fromkeys(row))
   rows = [("encoder", *columns)]
@@ -194,7 +217,7 @@ def format_table(results: dict) -> str:
   lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, width)).rstrip() for row in rows]
   for key, _ in encoders:
     for protocol in ran:
-      warning = protocol.name in results[key] and protocol.warning(results[key][protocol.name])
+      warning = protocol.name in entries[key] and protocol.warning(entries[key][protocol.name])
       if warning:
         lines.append(f"WARNING ({key}): {warning}")
   if "online_probe" in results:

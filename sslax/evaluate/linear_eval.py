@@ -52,6 +52,8 @@ def linear_eval_config(config: ml_collections.ConfigDict, train_examples: int) -
     lin.method = defaults()
     lin.method.frozen_encoder = True
     lin.views = ml_collections.ConfigDict({"view1": config.linear_eval.view.copy_and_resolve_references()})
+    if "train_subset" in lin.data:  # a subset restricts pretraining only
+      lin.data.train_subset = ""
     lin.batch_size = settings["batch_size"]
     lin.total_steps = settings["epochs"] * steps_per_epoch
     lin.checkpoint_every_steps = config.linear_eval.checkpoint_every_steps

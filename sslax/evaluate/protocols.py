@@ -81,6 +81,8 @@ class Protocol:
 
 
 PROTOCOLS: dict[str, Protocol] = {}
+# The protocols that config.eval.heads runs on the heads' outputs (frozen.py).
+HEAD_PROTOCOLS = ("linear_probe", "knn")
 
 
 def register(protocol: Protocol) -> Protocol:

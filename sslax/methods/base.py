@@ -26,7 +26,9 @@ x frames [B, T, F] or tokens [B, T] and mask [B, T] (True = real).
 `LossAux.outputs` is handed to `update_state`.
 
 `evaluated_variables(config, params, batch_stats, state)` -> the variables the frozen
-evaluation embeds with (default: the online network).
+evaluation embeds with (default: the online network). `heads` names the heads on the
+backbone (projector, predictor) whose outputs config.eval.heads may also evaluate, through
+the network's `head(x, which, train=False)`.
 
 `reconstruct(model, variables, views, keys, config)` (self-prediction methods only) -> the
 input, its corrupted or masked version and the network's reconstruction, as pictures.
@@ -149,6 +151,9 @@ class Method:
   # The variables whose `encode` is evaluated: the online network, unless the method's
   # paper evaluates another (DINO: the teacher).
   evaluated_variables: EvaluatedVariablesFn = online_network
+  # The heads on the backbone that config.eval.heads may evaluate besides it ("projector",
+  # "predictor"): the network's `head(x, which, train=False)` returns head `which`'s output.
+  heads: tuple[str, ...] = ()
   # Self-prediction methods: views [B,H,W,C] normalized, keys [B] -> {"input", "corrupted",
   # "reconstruction"}, each [B,H,W,C] in the views' normalization, for the reconstruction
   # pictures (python -m sslax.reconstruct). None: not a reconstruction.

@@ -77,4 +77,5 @@ def update_state(config: ml_collections.ConfigDict, params, state: dict, outputs
 
 
 METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2, validate=validate,
-                init_state=init_state, update_state=update_state)
+                init_state=init_state, update_state=update_state,
+                heads=networks.PROJECTOR_PREDICTOR)

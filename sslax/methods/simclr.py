@@ -18,6 +18,7 @@ from sslax import losses, parallel
 from sslax.errors import require
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
 from sslax.methods.common.networks import (
+  PROJECTOR,
   EncoderWithHead,
   check_views_forward,
   embed_views,
@@ -66,4 +67,5 @@ def loss(model: nn.Module, variables: dict, inputs: StepInputs,
   return losses.nt_xent(z1, z2, cfg.temperature, axis_name=axis_name), LossAux(batch_stats, {})
 
 
-METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2, validate=validate)
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2, validate=validate,
+                heads=PROJECTOR)

@@ -27,6 +27,7 @@ from sslax import losses
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
 from sslax.methods.common.monitors import normalized_std
 from sslax.methods.common.networks import (
+  PROJECTOR_PREDICTOR,
   apply_to_views,
   check_views_forward,
   encoder_projector_predictor,
@@ -62,4 +63,5 @@ def loss(model: nn.Module, variables: dict, inputs: StepInputs,
   return value, LossAux(batch_stats, metrics)
 
 
-METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2, validate=validate)
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2, validate=validate,
+                heads=PROJECTOR_PREDICTOR)

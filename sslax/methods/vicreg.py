@@ -28,6 +28,7 @@ import ml_collections
 from sslax import losses
 from sslax.methods.base import LossAux, Method, StepInputs, name_of
 from sslax.methods.common.networks import (
+  PROJECTOR,
   check_views_forward,
   embed_views,
   encoder_with_projector,
@@ -67,4 +68,5 @@ def loss(model: nn.Module, variables: dict, inputs: StepInputs,
   return value, LossAux(batch_stats, {})
 
 
-METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2, validate=validate)
+METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2, validate=validate,
+                heads=PROJECTOR)

@@ -31,6 +31,11 @@ class EncoderWithHead(nn.Module):
     """x: [B, H, W, C] -> backbone features [B, D], the evaluated representation."""
     return self.encoder(x, train=train)
 
+  def head(self, x: jax.Array, which: str, train: bool = False) -> jax.Array:
+    """x: [B, H, W, C] -> the output of head `which` ("projector"), for config.eval.heads."""
+    assert which == "projector", which
+    return self(x, train=train)
+
 
 class EncoderProjectorPredictor(nn.Module):
   """A backbone, a projector and a predictor on top: SimSiam, BYOL, MoCo v3.
@@ -51,6 +56,17 @@ class EncoderProjectorPredictor(nn.Module):
   def encode(self, x: jax.Array, train: bool = False) -> jax.Array:
     """x: [B, H, W, C] -> backbone features [B, D], the evaluated representation."""
     return self.encoder(x, train=train)
+
+  def head(self, x: jax.Array, which: str, train: bool = False) -> jax.Array:
+    """x: [B, H, W, C] -> the output of head `which`, "projector" (z) or "predictor" (p),
+    for config.eval.heads."""
+    assert which in ("projector", "predictor"), which
+    z = self.project(x, train=train)
+    return z if which == "projector" else self.predictor(z, train=train)
+
+
+PROJECTOR = ("projector",)  # Method.heads of a method built on EncoderWithHead
+PROJECTOR_PREDICTOR = ("projector", "predictor")  # ... on EncoderProjectorPredictor
 
 
 def encoder_projector_predictor(config: ml_collections.ConfigDict, *,
