@@ -10,32 +10,37 @@ from sslax.losses.common import l2_normalize
 
 
 def nt_xent(z1: jax.Array, z2: jax.Array, temperature: float = 0.1,
-            axis_name: str | None = None) -> jax.Array:
+            axis_name: str | None = None, *, per_device_negatives: bool = False) -> jax.Array:
   """NT-Xent, the normalized temperature-scaled cross-entropy of SimCLR (Chen et al. 2020, eq. 1).
 
   Args:
     z1, z2: [local_batch, dim] projections of two views of the same images; row i
       of z1 and row i of z2 are a positive pair. Normalized here.
     temperature: tau.
-    axis_name: mesh axis to gather negatives over; None on a single device.
+    axis_name: mesh axis the batch is split over; None on a single device.
+    per_device_negatives: False: the candidates k are both views of every image of the
+      global batch (gathered over `axis_name`). True: only those of this device's shard,
+      as a data-parallel implementation without the gather; the mean still runs over the
+      global batch's anchors, so the gradient is the mean of the per-device losses'.
 
   Returns:
     The mean over all 2 * global_batch anchors of
     -log( exp(s(i, pos)/tau) / sum_{k != i} exp(s(i, k)/tau) ), where k runs over
-    both views of every image of the global batch.
+    both views of every image of the global batch (or of the anchor's shard).
   """
   z1 = l2_normalize(z1.astype(jnp.float32))
   z2 = l2_normalize(z2.astype(jnp.float32))
   local = z1.shape[0]
-  # Every device scores its own anchors against the candidates of all devices.
-  cand1 = parallel.all_gather(z1, axis_name)  # [global_batch, dim]
-  cand2 = parallel.all_gather(z2, axis_name)
+  # Every device scores its own anchors against the candidates of all devices (or its own).
+  negatives_axis = None if per_device_negatives else axis_name
+  cand1 = parallel.all_gather(z1, negatives_axis)  # [global_batch, dim]
+  cand2 = parallel.all_gather(z2, negatives_axis)
   total = cand1.shape[0]
   anchors = jnp.concatenate([z1, z2])  # [2 * local, dim]
   candidates = jnp.concatenate([cand1, cand2])  # [2 * global, dim]
   logits = anchors @ candidates.T / temperature  # [2 * local, 2 * global]
 
-  rows = jnp.arange(local) + parallel.global_offset(local, axis_name)
+  rows = jnp.arange(local) + parallel.global_offset(local, negatives_axis)
   self_index = jnp.concatenate([rows, rows + total])
   positive_index = jnp.concatenate([rows + total, rows])
   # An anchor is not its own negative: -inf would give NaN gradients in bf16 paths.
