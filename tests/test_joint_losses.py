@@ -189,6 +189,17 @@ def test_moco_infonce_matches_paper_definition():
   assert np.all(np.asarray(grad_k) == 0) and np.all(np.asarray(grad_queue) == 0)
 
 
+def test_batch_keys_infonce_is_moco_with_the_other_keys_of_the_batch_as_its_queue():
+  """MoCo v2's queue_size=0: the negatives of q[i] are the keys k[j], j != i, of the batch."""
+  q, k = _normal(11, 10, 8), _normal(12, 10, 8)
+  normalized = k / np.linalg.norm(k, axis=1, keepdims=True)
+  want = np.mean([moco_reference(q[i:i + 1], k[i:i + 1], np.delete(normalized, i, axis=0), 0.2)
+                  for i in range(len(q))])
+  np.testing.assert_allclose(float(losses.batch_keys_infonce(q, k, 0.2)), want, rtol=1e-5)
+  grad_k = jax.grad(losses.batch_keys_infonce, argnums=1)(q, k, 0.2)
+  assert np.all(np.asarray(grad_k) == 0)
+
+
 def moco_v3_reference(q, k, temperature):
   """The official contrastive_loss on one GPU, in NumPy (float64)."""
   q = q / np.linalg.norm(q, axis=1, keepdims=True)
@@ -320,6 +331,13 @@ def test_moco_v3_on_8_devices_equals_global_batch():
   q, k = _normal(42, BATCH, 8), _normal(43, BATCH, 8)
   _assert_sharded_equals_global(
       lambda q, k, ax: losses.moco_v3_infonce(q, k, 0.2, axis_name=ax),
+      [q, k], [BATCH_SPLIT, BATCH_SPLIT])
+
+
+def test_batch_keys_infonce_on_8_devices_equals_global_batch():
+  q, k = _normal(44, BATCH, 8), _normal(45, BATCH, 8)
+  _assert_sharded_equals_global(
+      lambda q, k, ax: losses.batch_keys_infonce(q, k, 0.2, axis_name=ax),
       [q, k], [BATCH_SPLIT, BATCH_SPLIT])
 
 

@@ -78,6 +78,31 @@ def moco_infonce(q: jax.Array, k: jax.Array, queue: jax.Array, temperature: floa
   return parallel.global_mean(per_example, axis_name)
 
 
+def batch_keys_infonce(q: jax.Array, k: jax.Array, temperature: float,
+                       axis_name: str | None = None) -> jax.Array:
+  """InfoNCE of each query against the keys of the global batch: the positive of q[i] is
+  its own image's key, the negatives the keys of every other image of the global batch
+  (MoCo v3's loss without its 2 tau factor; MoCo v2 with queue_size=0).
+
+  Args:
+    q: [local_batch, dim] queries, normalized here.
+    k: [local_batch, dim] keys (momentum encoder), normalized here; row i is the positive
+      of q[i]. Gradient stopped.
+    temperature: tau.
+    axis_name: mesh axis to gather the keys over; None on a single device.
+
+  Returns:
+    Mean over the global batch of cross-entropy(q . k_all / tau, own index).
+  """
+  q = l2_normalize(q.astype(jnp.float32))
+  k = jax.lax.stop_gradient(l2_normalize(k.astype(jnp.float32)))
+  keys = parallel.all_gather(k, axis_name)  # [global_batch, dim]
+  logits = q @ keys.T / temperature  # [local_batch, global_batch]
+  own = jnp.arange(q.shape[0]) + parallel.global_offset(q.shape[0], axis_name)
+  per_example = jax.nn.logsumexp(logits, axis=1) - jnp.take_along_axis(logits, own[:, None], axis=1)[:, 0]
+  return parallel.global_mean(per_example, axis_name)
+
+
 def moco_v3_infonce(q: jax.Array, k: jax.Array, temperature: float = 1.0,
                     axis_name: str | None = None) -> jax.Array:
   """MoCo v3's InfoNCE against the keys of the global batch (Chen, Xie, He 2021, Algorithm 1
@@ -95,10 +120,4 @@ def moco_v3_infonce(q: jax.Array, k: jax.Array, temperature: float = 1.0,
     2 * tau * mean over the global batch of cross-entropy(q . k_all / tau, own index);
     the factor 2 tau is the official code's (it makes the gradient scale independent of tau).
   """
-  q = l2_normalize(q.astype(jnp.float32))
-  k = jax.lax.stop_gradient(l2_normalize(k.astype(jnp.float32)))
-  keys = parallel.all_gather(k, axis_name)  # [global_batch, dim]
-  logits = q @ keys.T / temperature  # [local_batch, global_batch]
-  own = jnp.arange(q.shape[0]) + parallel.global_offset(q.shape[0], axis_name)
-  per_example = jax.nn.logsumexp(logits, axis=1) - jnp.take_along_axis(logits, own[:, None], axis=1)[:, 0]
-  return 2.0 * temperature * parallel.global_mean(per_example, axis_name)
+  return 2.0 * temperature * batch_keys_infonce(q, k, temperature, axis_name)
