@@ -152,6 +152,25 @@ def test_byol_and_simsiam_stop_the_gradient_of_the_target():
     assert np.any(np.asarray(grad_p) != 0)
 
 
+@pytest.mark.parametrize("loss, scale", [(losses.byol_loss, -2.0), (losses.simsiam_loss, -1.0)])
+def test_without_stop_gradient_the_target_gets_the_cosines_gradient(loss, scale):
+  """stop_gradient=False: the value is unchanged, the gradient w.r.t. p is unchanged, and
+  the gradient w.r.t. z is scale / B * d cos(p_i, z_i) / d z_i, with
+  d cos(p, z) / d z = p / (|p| |z|) - cos(p, z) z / |z|^2 (both losses are c + scale * mean cos)."""
+  p, z = _normal(4, 6, 5), _normal(5, 6, 5)
+  value, (grad_p, grad_z) = jax.value_and_grad(
+      lambda a, b: loss(a, b, stop_gradient=False), argnums=(0, 1))(p, z)
+  stopped_value, (stopped_grad_p, _) = jax.value_and_grad(loss, argnums=(0, 1))(p, z)
+  np.testing.assert_allclose(float(value), float(stopped_value), rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(grad_p), np.asarray(stopped_grad_p), rtol=1e-6)
+  p64, z64 = f64(p, z)
+  norm_p = np.linalg.norm(p64, axis=1, keepdims=True)
+  norm_z = np.linalg.norm(z64, axis=1, keepdims=True)
+  cosines = np.sum(p64 * z64, axis=1, keepdims=True) / (norm_p * norm_z)
+  want = scale / len(p) * (p64 / (norm_p * norm_z) - cosines * z64 / norm_z ** 2)
+  np.testing.assert_allclose(np.asarray(grad_z), want, rtol=1e-4, atol=1e-7)
+
+
 @pytest.mark.parametrize("lambd", [0.0051, 0.5])
 def test_barlow_twins_matches_official_formula(lambd):
   z1, z2 = _normal(4, 16, 6, scale=2.0) + 1.0, _normal(5, 16, 6)
