@@ -152,6 +152,25 @@ def test_byol_and_simsiam_stop_the_gradient_of_the_target():
     assert np.any(np.asarray(grad_p) != 0)
 
 
+@pytest.mark.parametrize("loss, scale", [(losses.byol_loss, -2.0), (losses.simsiam_loss, -1.0)])
+def test_without_stop_gradient_the_target_gets_the_cosines_gradient(loss, scale):
+  """stop_gradient=False: the value is unchanged, the gradient w.r.t. p is unchanged, and
+  the gradient w.r.t. z is scale / B * d cos(p_i, z_i) / d z_i, with
+  d cos(p, z) / d z = p / (|p| |z|) - cos(p, z) z / |z|^2 (both losses are c + scale * mean cos)."""
+  p, z = _normal(4, 6, 5), _normal(5, 6, 5)
+  value, (grad_p, grad_z) = jax.value_and_grad(
+      lambda a, b: loss(a, b, stop_gradient=False), argnums=(0, 1))(p, z)
+  stopped_value, (stopped_grad_p, _) = jax.value_and_grad(loss, argnums=(0, 1))(p, z)
+  np.testing.assert_allclose(float(value), float(stopped_value), rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(grad_p), np.asarray(stopped_grad_p), rtol=1e-6)
+  p64, z64 = f64(p, z)
+  norm_p = np.linalg.norm(p64, axis=1, keepdims=True)
+  norm_z = np.linalg.norm(z64, axis=1, keepdims=True)
+  cosines = np.sum(p64 * z64, axis=1, keepdims=True) / (norm_p * norm_z)
+  want = scale / len(p) * (p64 / (norm_p * norm_z) - cosines * z64 / norm_z ** 2)
+  np.testing.assert_allclose(np.asarray(grad_z), want, rtol=1e-4, atol=1e-7)
+
+
 @pytest.mark.parametrize("lambd", [0.0051, 0.5])
 def test_barlow_twins_matches_official_formula(lambd):
   z1, z2 = _normal(4, 16, 6, scale=2.0) + 1.0, _normal(5, 16, 6)
@@ -187,6 +206,17 @@ def test_moco_infonce_matches_paper_definition():
                              moco_reference(q, k, queue, 0.2), rtol=1e-5)
   grad_k, grad_queue = jax.grad(losses.moco_infonce, argnums=(1, 2))(q, k, queue, 0.2)
   assert np.all(np.asarray(grad_k) == 0) and np.all(np.asarray(grad_queue) == 0)
+
+
+def test_batch_keys_infonce_is_moco_with_the_other_keys_of_the_batch_as_its_queue():
+  """MoCo v2's queue_size=0: the negatives of q[i] are the keys k[j], j != i, of the batch."""
+  q, k = _normal(11, 10, 8), _normal(12, 10, 8)
+  normalized = k / np.linalg.norm(k, axis=1, keepdims=True)
+  want = np.mean([moco_reference(q[i:i + 1], k[i:i + 1], np.delete(normalized, i, axis=0), 0.2)
+                  for i in range(len(q))])
+  np.testing.assert_allclose(float(losses.batch_keys_infonce(q, k, 0.2)), want, rtol=1e-5)
+  grad_k = jax.grad(losses.batch_keys_infonce, argnums=1)(q, k, 0.2)
+  assert np.all(np.asarray(grad_k) == 0)
 
 
 def moco_v3_reference(q, k, temperature):
@@ -320,6 +350,13 @@ def test_moco_v3_on_8_devices_equals_global_batch():
   q, k = _normal(42, BATCH, 8), _normal(43, BATCH, 8)
   _assert_sharded_equals_global(
       lambda q, k, ax: losses.moco_v3_infonce(q, k, 0.2, axis_name=ax),
+      [q, k], [BATCH_SPLIT, BATCH_SPLIT])
+
+
+def test_batch_keys_infonce_on_8_devices_equals_global_batch():
+  q, k = _normal(44, BATCH, 8), _normal(45, BATCH, 8)
+  _assert_sharded_equals_global(
+      lambda q, k, ax: losses.batch_keys_infonce(q, k, 0.2, axis_name=ax),
       [q, k], [BATCH_SPLIT, BATCH_SPLIT])
 
 

@@ -92,3 +92,48 @@ def test_parameter_gradient_through_gathered_loss_is_global():
   got_value, got_grad = fn(jax.device_put(w, NamedSharding(mesh, P())), *_sharded(mesh, x))
   np.testing.assert_allclose(float(got_value), float(want_value), rtol=1e-5)
   np.testing.assert_allclose(np.asarray(got_grad), np.asarray(want_grad), rtol=1e-4, atol=1e-6)
+
+
+def _nt_xent_on_mesh(z1, z2, tau, devices, per_device_negatives):
+  mesh = parallel.make_mesh(devices)
+  fn = jax.jit(jax.shard_map(
+      lambda a, b: losses.nt_xent(a, b, tau, axis_name=parallel.DATA_AXIS,
+                                  per_device_negatives=per_device_negatives),
+      mesh=mesh, in_specs=(P("data"), P("data")), out_specs=P(), check_vma=True))
+  return float(fn(*_sharded(mesh, z1, z2)))
+
+
+def test_per_device_negatives_are_each_shards_own_nt_xent():
+  """negatives="per_device" (SimCLR without the gather): on 8 devices the mean over the 8
+  shards of the NumPy NT-Xent of each shard alone, not the global batch's value; on one
+  device the same as global."""
+  rng = np.random.default_rng(4)
+  z1 = rng.normal(size=(32, 16)).astype(np.float32)
+  z2 = rng.normal(size=(32, 16)).astype(np.float32)
+  tau = 0.2
+  per_device = _nt_xent_on_mesh(z1, z2, tau, 8, True)
+  want = np.mean([nt_xent_reference(z1[s:s + 4], z2[s:s + 4], tau) for s in range(0, 32, 4)])
+  np.testing.assert_allclose(per_device, want, rtol=1e-5)
+  global_value = _nt_xent_on_mesh(z1, z2, tau, 8, False)
+  np.testing.assert_allclose(global_value, nt_xent_reference(z1, z2, tau), rtol=1e-5)
+  assert abs(per_device - global_value) > 0.1
+  np.testing.assert_allclose(_nt_xent_on_mesh(z1, z2, tau, 1, True),
+                             _nt_xent_on_mesh(z1, z2, tau, 1, False), rtol=1e-6)
+
+
+def test_per_device_negatives_gradient_is_the_mean_of_the_shards_gradients():
+  rng = np.random.default_rng(5)
+  z1 = rng.normal(size=(16, 8)).astype(np.float32)
+  z2 = rng.normal(size=(16, 8)).astype(np.float32)
+
+  def shards_mean(a, b):  # 8 independent losses on 2 images each, averaged
+    return jnp.mean(jnp.stack([losses.nt_xent(a[s:s + 2], b[s:s + 2], 0.5) for s in range(0, 16, 2)]))
+
+  want = jax.grad(shards_mean, argnums=(0, 1))(z1, z2)
+  mesh = parallel.make_mesh(8)
+  fn = jax.jit(jax.shard_map(
+      jax.grad(lambda a, b: losses.nt_xent(a, b, 0.5, axis_name=parallel.DATA_AXIS,
+                                           per_device_negatives=True), argnums=(0, 1)),
+      mesh=mesh, in_specs=(P("data"), P("data")), out_specs=(P("data"), P("data")), check_vma=True))
+  for got, expected in zip(fn(*_sharded(mesh, z1, z2)), want):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-4, atol=1e-7)

@@ -20,7 +20,8 @@ from sslax.data import pipeline
 from sslax.methods import get_method
 from tests.helpers import tiny_config
 
-STATEFUL = ("byol", "moco_v2", "moco_v2_symmetric", "moco_v3")  # the last two forward per view
+# moco_v2_symmetric and moco_v3 forward per view; moco_v2_queue0 has queue_size=0.
+STATEFUL = ("byol", "moco_v2", "moco_v2_symmetric", "moco_v2_queue0", "moco_v3")
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +32,9 @@ def data_dir(tiny_fashion_mnist):
 
 def method_config(name: str, data_dir: str):
   """tiny_config with `name`'s defaults, tiny heads and a queue of 3 global batches, so
-  4 steps wrap around it."""
+  4 steps wrap around it (none for moco_v2_queue0)."""
   config = tiny_config(data_dir)
-  config.method = get_method(name.removesuffix("_symmetric")).defaults()
+  config.method = get_method(name.removesuffix("_symmetric").removesuffix("_queue0")).defaults()
   if name.endswith("_symmetric"):  # solo-learn's MoCo v2+: two queues, both directions
     config.method.symmetric = True
   config.method.projector_hidden = (32,)
@@ -41,7 +42,7 @@ def method_config(name: str, data_dir: str):
   if "predictor_hidden" in config.method:
     config.method.predictor_hidden = (8,)
   if "queue_size" in config.method:
-    config.method.queue_size = 3 * config.batch_size
+    config.method.queue_size = 0 if name.endswith("_queue0") else 3 * config.batch_size
   config.optimizer.name = "lars"
   config.optimizer.base_lr = 0.5
   return config
@@ -136,6 +137,42 @@ def test_moco_queue_holds_the_global_batch_keys_in_order(data_dir, tmp_path):
   np.testing.assert_allclose(queue[:16], want, rtol=1e-4, atol=1e-5)
   np.testing.assert_array_equal(queue[16:], np.asarray(initial.method_state["queue"])[16:])
   assert int(host(state).method_state["queue_index"]) == 16
+
+
+def _initial_state_and_views(config, model):
+  """The initial train state and the trainer's two views of the first global batch."""
+  method = get_method(config.method.name)
+  source = assemble.open_split(config, config.data.train_split)
+  schedule = optim.learning_rate_schedule(config.optimizer, config.batch_size, 1)
+  initial = step_lib.initial_state(config, method, model, optim.make_optimizer(config.optimizer, schedule), 1)
+  batch = next(iter(pipeline.host_batches(source, global_batch=config.batch_size, seed=config.seed,
+                                          start_step=0)))
+  views = step_lib.make_views_fn(config, source)(
+      jnp.asarray(batch["image"]), jnp.asarray(batch["position"]))
+  return initial, views
+
+
+def test_moco_queue_0_contrasts_the_other_keys_of_the_batch(runs, data_dir):
+  """queue_size=0: no queue state, and the first step's logged loss (1 device) is the NumPy
+  InfoNCE of each query against its own key and the other 15 keys of the batch, from the
+  initial networks (query and key encoder are equal before the first update)."""
+  losses1, state1, _ = runs["moco_v2_queue0"][1]
+  assert set(state1.method_state) == {"target"}
+  config = method_config("moco_v2_queue0", data_dir)
+  model = get_method("moco_v2").build(config)
+  initial, views = _initial_state_and_views(config, model)
+
+  def embed(view):  # BatchNorm syncs over the mesh axis: name it with a vmap over 1 "device"
+    out = jax.vmap(lambda v: model.apply({"params": initial.params, "batch_stats": initial.batch_stats},
+                                         v, train=True, mutable=["batch_stats"])[0],
+                   axis_name=parallel.DATA_AXIS)(view[None])[0]
+    out = np.asarray(out, np.float64)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+  q, k = embed(views[0]), embed(views[1])
+  tau = config.method.temperature
+  want = np.mean([-np.log(np.exp(q[i] @ k[i] / tau) / np.sum(np.exp(q[i] @ k.T / tau)))
+                  for i in range(len(q))])
+  np.testing.assert_allclose(losses1[1], want, rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["byol", "moco_v2"])

@@ -14,13 +14,13 @@ from sslax.losses.classification import (
 )
 from sslax.losses.clustering import dino_center_update, dino_loss, sinkhorn_knopp, swapped_prediction
 from sslax.losses.common import l2_normalize
-from sslax.losses.contrastive import moco_infonce, moco_v3_infonce, nt_xent
+from sslax.losses.contrastive import batch_keys_infonce, moco_infonce, moco_v3_infonce, nt_xent
 from sslax.losses.non_contrastive import barlow_twins_loss, byol_loss, simsiam_loss, vicreg_loss
 from sslax.losses.reconstruction import masked_patch_mse, masked_regression, mean_regression, weighted_mse
 from sslax.losses.sequence import apc_loss, cpc_infonce, masked_frame_loss, skipgram_loss
 
 __all__ = [
-    "apc_loss", "barlow_twins_loss", "byol_loss", "cpc_infonce", "dino_center_update", "dino_loss",
+    "apc_loss", "barlow_twins_loss", "batch_keys_infonce", "byol_loss", "cpc_infonce", "dino_center_update", "dino_loss",
     "l2_normalize", "label_smoothed_cross_entropy", "masked_frame_loss", "masked_patch_mse",
     "masked_regression", "mean_regression", "moco_infonce", "moco_v3_infonce", "nt_xent",
     "simsiam_loss", "sinkhorn_knopp", "skipgram_loss", "softmax_cross_entropy",

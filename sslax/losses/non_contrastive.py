@@ -10,7 +10,8 @@ from sslax import parallel
 from sslax.losses.common import cosine, off_diagonal_sum_of_squares
 
 
-def byol_loss(p: jax.Array, z: jax.Array, axis_name: str | None = None) -> jax.Array:
+def byol_loss(p: jax.Array, z: jax.Array, axis_name: str | None = None, *,
+              stop_gradient: bool = True) -> jax.Array:
   """BYOL regression loss (Grill et al. 2020, eq. 2).
 
   Args:
@@ -18,17 +19,22 @@ def byol_loss(p: jax.Array, z: jax.Array, axis_name: str | None = None) -> jax.A
     z: [local_batch, dim] target projections z'_xi of the other view; the
       gradient is stopped here (the target network is not trained by the loss).
     axis_name: mesh axis for the global-batch mean; None on a single device.
+    stop_gradient: False lets the gradient flow into z too (an ablation; meaningful only
+      when z comes from the online network itself, BYOL's tau = 0).
 
   Returns:
     Mean over the global batch of ||p/|p| - z/|z| ||^2 = 2 - 2 cos(p, z). The
     paper symmetrizes by swapping the views; that is the caller's sum of two calls.
   """
   p = p.astype(jnp.float32)
-  z = jax.lax.stop_gradient(z.astype(jnp.float32))
+  z = z.astype(jnp.float32)
+  if stop_gradient:
+    z = jax.lax.stop_gradient(z)
   return parallel.global_mean(2.0 - 2.0 * cosine(p, z), axis_name)
 
 
-def simsiam_loss(p: jax.Array, z: jax.Array, axis_name: str | None = None) -> jax.Array:
+def simsiam_loss(p: jax.Array, z: jax.Array, axis_name: str | None = None, *,
+                 stop_gradient: bool = True) -> jax.Array:
   """SimSiam negative cosine similarity D(p, stopgrad(z)) (Chen & He 2021, eqs. 1 and 3).
 
   Args:
@@ -36,13 +42,17 @@ def simsiam_loss(p: jax.Array, z: jax.Array, axis_name: str | None = None) -> ja
     z: [local_batch, dim] projector outputs of the other view (gradient stopped:
       the stop-gradient is what prevents collapse in SimSiam).
     axis_name: mesh axis for the global-batch mean; None on a single device.
+    stop_gradient: False lets the gradient flow into z too (the paper's figure 2
+      "w/o stop-grad" ablation, which collapses).
 
   Returns:
     -mean over the global batch of cos(p, z). The symmetrized loss of the paper
     is 0.5 * (simsiam_loss(p1, z2) + simsiam_loss(p2, z1)).
   """
   p = p.astype(jnp.float32)
-  z = jax.lax.stop_gradient(z.astype(jnp.float32))
+  z = z.astype(jnp.float32)
+  if stop_gradient:
+    z = jax.lax.stop_gradient(z)
   return parallel.global_mean(-cosine(p, z), axis_name)
 
 

@@ -21,6 +21,15 @@ Departure: the official code shuffles the batch across GPUs for the key encoder 
 BN") because its BatchNorm is per GPU; here BatchNorm statistics are taken over the global
 batch on every device, the other remedy SimCLR (appendix and section 2) names for the
 same information leak, and the one that keeps 8 devices equal to 1.
+
+`queue_size=0` is this library's "queue 0": the memory holds only the current batch, so the
+negatives of a query are the keys (momentum encoder) of the other images of the global batch,
+gathered from all devices, and its positive is its own image's key
+(`losses.batch_keys_infonce`, MoCo v3's loss without its 2 T factor). There is no queue state.
+With K = 0 the official code would have no negatives at all: its logits would hold the
+positive alone, a constant loss of 0 and no gradient. This is not the paper's "end-to-end"
+mechanism either (He et al. 2020, figure 3: there the keys come from the query encoder, with
+gradient); the keys here still come from the momentum encoder, without gradient.
 """
 
 from __future__ import annotations
@@ -45,7 +54,7 @@ def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       name=name_of(__name__),
       temperature=0.2,           # MoCo v2 (Chen et al. 2020, table 1)
-      queue_size=65536,          # K (He et al. 2020, section 4.1)
+      queue_size=65536,          # K (He et al. 2020, section 4.1); 0: the current global batch's keys only
       projector_hidden=(2048,),  # MoCo v2's MLP head, no BN
       projector_dim=128,
       base_momentum=0.999,       # m (He et al. 2020, section 4.1)
@@ -64,21 +73,24 @@ def build(config: ml_collections.ConfigDict) -> nn.Module:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   cfg = config.method
-  if cfg.queue_size <= 0 or cfg.queue_size % config.batch_size:
+  if cfg.queue_size < 0 or cfg.queue_size % config.batch_size:
     raise ConfigError(
-        f"config.method.queue_size: {cfg.queue_size} must be a positive multiple of "
-        f"config.batch_size = {config.batch_size} (the queue takes whole global batches of keys, "
-        f"as the official code asserts); e.g. {max(1, cfg.queue_size // config.batch_size) * config.batch_size}")
+        f"config.method.queue_size: {cfg.queue_size} must be 0 (negatives: the current batch's "
+        f"keys only) or a positive multiple of config.batch_size = {config.batch_size} (the queue "
+        f"takes whole global batches of keys, as the official code asserts); e.g. "
+        f"{max(1, cfg.queue_size // config.batch_size) * config.batch_size}")
   target.check_momentum(config)
 
 
 def init_state(config: ml_collections.ConfigDict, variables: dict, source) -> dict:
   cfg = config.method
+  target_network = target.init_target(config, variables["params"], variables["batch_stats"])
+  if cfg.queue_size == 0:
+    return {"target": target_network}
   key = jax.random.fold_in(jax.random.key(config.seed), _QUEUE_STREAM)
   shape = ((2,) if cfg.symmetric else ()) + (cfg.queue_size, cfg.projector_dim)
   queue = losses.l2_normalize(jax.random.normal(key, shape))
-  return {"target": target.init_target(config, variables["params"], variables["batch_stats"]),
-          "queue": queue, "queue_index": jnp.zeros((), jnp.int32)}
+  return {"target": target_network, "queue": queue, "queue_index": jnp.zeros((), jnp.int32)}
 
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
@@ -86,20 +98,29 @@ def loss(model: nn.Module, variables: dict, inputs: StepInputs,
   cfg = config.method
   view1, view2 = inputs.views
   target_variables = target.target_variables(inputs.state["target"])
-  queue = inputs.state["queue"]
+  queue = inputs.state.get("queue")  # None with queue_size=0
+
+  def contrast(q, k, view):  # view: which queue holds the negatives (symmetric: one per view)
+    if queue is None:
+      return losses.batch_keys_infonce(q, k, cfg.temperature, axis_name=axis_name)
+    return losses.moco_infonce(q, k, queue if view is None else queue[view], cfg.temperature,
+                               axis_name=axis_name)
+
   if cfg.symmetric:  # each view through each network on its own, as solo-learn
     (q1, q2), batch_stats = networks.apply_to_views(model, variables, [view1, view2], per_view=True)
     (k1, k2), target_batch_stats = networks.apply_to_views(model, target_variables, [view1, view2],
                                                            per_view=True)
-    value = (losses.moco_infonce(q1, k2, queue[1], cfg.temperature, axis_name=axis_name)
-             + losses.moco_infonce(q2, k1, queue[0], cfg.temperature, axis_name=axis_name)) / 2
+    value = (contrast(q1, k2, 1) + contrast(q2, k1, 0)) / 2
     keys = jnp.stack([_gathered_keys(k1, axis_name), _gathered_keys(k2, axis_name)])  # queue i: view i
   else:
     (q,), batch_stats = networks.apply_to_views(model, variables, [view1])
     (k,), target_batch_stats = networks.apply_to_views(model, target_variables, [view2])
-    value = losses.moco_infonce(q, k, queue, cfg.temperature, axis_name=axis_name)
+    value = contrast(q, k, None)
     keys = _gathered_keys(k, axis_name)
-  return value, LossAux(batch_stats, {}, outputs={"keys": keys, "target_batch_stats": target_batch_stats})
+  outputs = {"target_batch_stats": target_batch_stats}
+  if queue is not None:
+    outputs["keys"] = keys
+  return value, LossAux(batch_stats, {}, outputs=outputs)
 
 
 def _gathered_keys(k: jax.Array, axis_name: str | None) -> jax.Array:
@@ -108,11 +129,13 @@ def _gathered_keys(k: jax.Array, axis_name: str | None) -> jax.Array:
 
 
 def update_state(config: ml_collections.ConfigDict, params, state: dict, outputs: dict, step):
+  new_target = target.update_target(config, state["target"], params, outputs["target_batch_stats"])
+  if "queue" not in state:  # queue_size=0
+    return params, {"target": new_target}
   keys = outputs["keys"]  # [(2,) global_batch, dim], global order
   axis = keys.ndim - 2
   queue = jax.lax.dynamic_update_slice_in_dim(state["queue"], keys, state["queue_index"], axis=axis)
   index = (state["queue_index"] + keys.shape[axis]) % state["queue"].shape[axis]
-  new_target = target.update_target(config, state["target"], params, outputs["target_batch_stats"])
   return params, {"target": new_target, "queue": queue, "queue_index": index}
 
 

@@ -7,6 +7,12 @@ statistics cover both views of the global batch (the official implementation doe
 and syncs BN across replicas; here `bn_axis_name` does it); solo-learn forwards each view
 apart ("per_view"). The head ends in a BatchNorm with a learned scale and no shift, as the
 official v1 and v2 code (`projector_last_bn`); solo-learn's head has none.
+
+`negatives="per_device"` (default "global") scores each anchor only against the images of
+its own device's shard, as a data-parallel implementation without the gather would (the
+official code gathers the other replicas' projections). BatchNorm stays synced and the loss
+is still the mean over the global batch's anchors, so only the number of negatives changes
+(2 * local_batch - 2 instead of 2 * global_batch - 2). On one device both are the same.
 """
 
 from __future__ import annotations
@@ -38,12 +44,18 @@ def defaults() -> ml_collections.ConfigDict:
       projector_bn=True,        # BN after the hidden layer (official); solo-learn has none
       projector_last_bn=True,   # the official v1 and v2 heads end in BN (scale, no shift)
       views_forward="concatenated",  # the official code: both views in one batch
+      negatives="global",       # both views of the global batch; "per_device": this device's shard only
   ))
+
+
+NEGATIVES = ("global", "per_device")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
   check_views_forward(config)
   cfg = config.method
+  require(cfg.get("negatives", "global") in NEGATIVES, "method.negatives",
+          f"{cfg.get('negatives')!r} is not one of {list(NEGATIVES)}")
   require(cfg.get("projector_bn", True) or not cfg.projector_last_bn, "method.projector_last_bn",
           "a head without BatchNorm (projector_bn=False, solo-learn's) has no output BN either: "
           "set projector_last_bn=False")
@@ -64,7 +76,9 @@ def loss(model: nn.Module, variables: dict, inputs: StepInputs,
   cfg = config.method
   (z1, z2), batch_stats = embed_views(model, variables, inputs.views,
                                       per_view=forwards_per_view(config))
-  return losses.nt_xent(z1, z2, cfg.temperature, axis_name=axis_name), LossAux(batch_stats, {})
+  value = losses.nt_xent(z1, z2, cfg.temperature, axis_name=axis_name,
+                         per_device_negatives=cfg.get("negatives", "global") == "per_device")
+  return value, LossAux(batch_stats, {})
 
 
 METHOD = Method(defaults=defaults, build=build, loss=loss, num_views=2, validate=validate,

@@ -16,6 +16,10 @@ One departure: the official projector's last BN has no affine parameters at all;
 Each view goes through the network on its own (views_forward="per_view", the source's way),
 so each view is normalized by its own BatchNorm statistics over the global batch (synced
 over devices); "concatenated" shares them between the views, as SimCLR does.
+
+Ablation switches (both True by default, the method as published): `predictor=False` builds
+no predictor, p = z (paper table 1, "no pred.", which collapses); `stop_gradient=False` lets
+the gradient flow through the targets z too (paper figure 2, "w/o stop-grad", which collapses).
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ def defaults() -> ml_collections.ConfigDict:
       projector_dim=2048,
       predictor_hidden=(512,),        # paper: bottleneck 2048 -> 512 -> 2048
       views_forward="per_view",       # official builder.py: x1 and x2 through the network apart
+      predictor=True,                 # False: no predictor, p = z (paper table 1, "no pred.")
+      stop_gradient=True,             # False: gradient through the targets (paper figure 2)
   ))
 
 
@@ -50,15 +56,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def build(config: ml_collections.ConfigDict) -> nn.Module:
-  return encoder_projector_predictor(config, projector_last_bn=True)
+  return encoder_projector_predictor(config, projector_last_bn=True,
+                                     predictor=config.method.get("predictor", True))
 
 
 def loss(model: nn.Module, variables: dict, inputs: StepInputs,
          config: ml_collections.ConfigDict, axis_name: str | None):
   ((z1, p1), (z2, p2)), batch_stats = apply_to_views(model, variables, inputs.views,
                                                     per_view=forwards_per_view(config))
-  value = (0.5 * losses.simsiam_loss(p1, z2, axis_name=axis_name)
-           + 0.5 * losses.simsiam_loss(p2, z1, axis_name=axis_name))
+  stop_gradient = config.method.get("stop_gradient", True)
+  value = (0.5 * losses.simsiam_loss(p1, z2, axis_name=axis_name, stop_gradient=stop_gradient)
+           + 0.5 * losses.simsiam_loss(p2, z1, axis_name=axis_name, stop_gradient=stop_gradient))
   metrics = {"z_std": normalized_std(z1, axis_name)}
   return value, LossAux(batch_stats, metrics)
 

@@ -39,15 +39,16 @@ class EncoderWithHead(nn.Module):
 
 class EncoderProjectorPredictor(nn.Module):
   """A backbone, a projector and a predictor on top: SimSiam, BYOL, MoCo v3.
-  A momentum target copies only the `encoder` and `projector` and runs `project`."""
+  A momentum target copies only the `encoder` and `projector` and runs `project`.
+  predictor=None: no predictor, p = z (SimSiam's "no pred." ablation, table 1)."""
   encoder: nn.Module
   projector: nn.Module
-  predictor: nn.Module
+  predictor: nn.Module | None = None
 
   def __call__(self, x: jax.Array, train: bool = True) -> tuple[jax.Array, jax.Array]:
     """x: [B, H, W, C] -> (z, p): projections and predictions, both [B, projector_dim]."""
     z = self.project(x, train=train)
-    return z, self.predictor(z, train=train)
+    return z, z if self.predictor is None else self.predictor(z, train=train)
 
   def project(self, x: jax.Array, train: bool = True) -> jax.Array:
     """x: [B, H, W, C] -> projections z [B, projector_dim]; needs no predictor parameters."""
@@ -69,12 +70,13 @@ PROJECTOR = ("projector",)  # Method.heads of a method built on EncoderWithHead
 PROJECTOR_PREDICTOR = ("projector", "predictor")  # ... on EncoderProjectorPredictor
 
 
-def encoder_projector_predictor(config: ml_collections.ConfigDict, *,
-                                projector_last_bn: bool) -> EncoderProjectorPredictor:
+def encoder_projector_predictor(config: ml_collections.ConfigDict, *, projector_last_bn: bool,
+                                predictor: bool = True) -> EncoderProjectorPredictor:
+  """predictor=False builds none: p = z."""
   return EncoderProjectorPredictor(
       encoder=build_encoder(config.model, bn_axis_name=parallel.DATA_AXIS),
       projector=projector_mlp(config.method, last_bn=projector_last_bn),
-      predictor=predictor_mlp(config.method))
+      predictor=predictor_mlp(config.method) if predictor else None)
 
 
 def projector_mlp(cfg: ml_collections.ConfigDict, *, last_bn: bool = False) -> MLP:
