@@ -47,6 +47,9 @@ BATCHES = (32, 64, 128, 256, 512, 1024)
 # AdamW's learning rate scales with sqrt(batch) (SimCLR appendix B.1's rule for small
 # batches; linear scaling would give batch 32 an eighth of batch 256's rate): 1e-3 at 256.
 SIMCLR_BATCH = ("optimizer.lr_scaling=sqrt",)
+# configs/simclr_fashion_mnist.py's optimizer, for another method's rows.
+SIMCLR_OPTIMIZER = ("optimizer.name=adamw", "optimizer.base_lr=0.001", "optimizer.weight_decay=0.0001",
+                    *SIMCLR_BATCH)
 
 
 def _batch_rows() -> tuple[Row, ...]:
@@ -92,6 +95,12 @@ def _bank_rows() -> tuple[Row, ...]:
                     _budget(BANK_BATCH) + (f"method.queue_size={MOMENTUM_QUEUE}",
                                            f"method.base_momentum={momentum}"),
                     params=(("sweep", "momentum"), ("queue", MOMENTUM_QUEUE), ("momentum", momentum))))
+  # MoCo's official SGD (lr 0.03 x batch/256) against SimCLR's AdamW is a second difference
+  # besides the negatives: these rows give MoCo SimCLR's optimizer, so only the loss differs.
+  for queue in (0, MOMENTUM_QUEUE, QUEUES[-1]):
+    rows.append(Row(f"moco_q{queue}_adamw", "configs/moco_v2_fashion_mnist.py",
+                    _budget(BANK_BATCH) + (f"method.queue_size={queue}",) + SIMCLR_OPTIMIZER,
+                    params=(("sweep", "queue, AdamW"), ("queue", queue), ("momentum", 0.99))))
   rows.append(Row(f"simclr_b{BANK_BATCH}", "configs/simclr_fashion_mnist.py",
                   SIMCLR_BATCH + _budget(BANK_BATCH), params=(("sweep", "simclr"),)))
   return tuple(rows)
@@ -104,7 +113,8 @@ FEATURE_BANK = Table(
     note=f"Batch {BANK_BATCH}, {IMAGES} images ({IMAGES // BANK_BATCH} steps), one device. "
          "moco_qK: a queue of K keys with key-encoder momentum 0.99 (the CPU config's); queue 0: "
          "the negatives are the other keys of the current batch only. moco_mM: momentum M with "
-         f"a queue of {MOMENTUM_QUEUE}. simclr_b{BANK_BATCH}: SimCLR at the same batch "
+         f"a queue of {MOMENTUM_QUEUE}. moco_qK_adamw: SimCLR's optimizer (AdamW, lr 1e-3 at "
+         f"batch 256, sqrt scaling) instead of MoCo's SGD. simclr_b{BANK_BATCH}: SimCLR at the same batch "
          f"({2 * BANK_BATCH - 2} negatives per anchor, from the batch itself).")
 
 # --- 3. f versus g ----------------------------------------------------------------------------

@@ -371,12 +371,14 @@ def test_a_real_tiny_table_holds_the_runs_numbers(tiny_fashion_mnist, tmp_path, 
 # The teaching tables (sslax/lessons.py).
 # ----------------------------------------------------------------------------
 
-def test_lesson_rows_see_the_same_number_of_images():
+def test_lesson_rows_see_the_same_number_of_images_and_validate():
+  from sslax import config as config_lib
   from sslax import lessons
 
   for name, table in lessons.TABLES.items():
     for row in table.rows:
       config = reproduce.load_config(os.path.join(REPO, row.config), list(table.settings) + list(row.overrides))
+      config_lib.validate(config)  # every switch a row sets exists and is accepted
       assert config.batch_size * config.total_steps == lessons.IMAGES, (name, row.label)
       assert config.optimizer.warmup_steps == config.total_steps // 10, (name, row.label)
   batches = {dict(r.params)["global batch"] for r in lessons.BATCH_SIZE.rows}
