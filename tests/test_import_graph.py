@@ -35,7 +35,7 @@ LAYERS = (
     ("evaluation", ("sslax.evaluate.baselines", "sslax.evaluate.frozen", "sslax.evaluate.finetune",
                     "sslax.evaluate.embedding_map", "sslax.evaluate.linear_eval")),
     ("programs", ("sslax", "sslax.main", "sslax.export", "sslax.reconstruct",
-                  "sslax.neighbors", "sslax.reproduce", "sslax.results", "sslax.plot")),
+                  "sslax.neighbors", "sslax.reproduce", "sslax.results", "sslax.lessons", "sslax.plot")),
 )
 
 # Imports that go up a layer on purpose: (importer, imported) -> why.
