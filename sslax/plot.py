@@ -91,47 +91,11 @@ def run_names(workdirs: Sequence[str]) -> list[str]:
   return [name if names.count(name) == 1 else os.path.normpath(w) for name, w in zip(names, workdirs)]
 
 
-def draw(runs: dict[str, Series], out: str) -> list[str]:
-  """One figure, one panel per key some run logged, written to `out`; -> the keys drawn."""
+def _figure(panels: int, columns: int = COLUMNS, size: tuple[float, float] = PANEL_SIZE):
+  """An empty figure of PANELS panels, COLUMNS to a row, unused axes hidden -> (fig, axes).
+  A fixed size (no bbox_inches="tight"), so the picture's size depends only on the panels."""
   import matplotlib
   matplotlib.use("Agg")  # no display: this runs on training machines over ssh
-  from matplotlib.figure import Figure
-  from matplotlib.lines import Line2D
-
-  panels = [(key, title) for key, title in PANELS if any(key in s for s in runs.values())]
-  if not panels:
-    raise PlotError("no run logged any of " + ", ".join(k for k, _ in PANELS))
-  columns = min(COLUMNS, len(panels))
-  rows = math.ceil(len(panels) / columns)
-  # A fixed size (no bbox_inches="tight"), so the picture's size depends only on the panels.
-  fig = Figure(figsize=(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows), dpi=DPI,
-               layout="constrained")
-  axes = fig.subplots(rows, columns, squeeze=False).ravel()
-  colors = {name: f"C{i % 10}" for i, name in enumerate(runs)}
-  for ax, (key, title) in zip(axes, panels):
-    for name, series in runs.items():
-      if key in series:
-        steps, values = series[key]
-        ax.plot(steps, values, color=colors[name], label=name, marker="." if len(steps) < 30 else None)
-    ax.set_title(title)
-    ax.set_xlabel("step")
-    ax.grid(alpha=0.3)
-  for ax in axes[len(panels):]:
-    ax.set_visible(False)
-  handles = [Line2D([], [], color=colors[name]) for name in runs]
-  fig.legend(handles, list(runs), loc="outside upper center", ncols=min(len(runs), 4))
-  directory = os.path.dirname(os.path.abspath(out))
-  os.makedirs(directory, exist_ok=True)
-  try:
-    fig.savefig(out)
-  except (ValueError, OSError) as error:
-    raise PlotError(f"cannot write {out}: {error}") from None
-  return [key for key, _ in panels]
-
-
-def _figure(panels: int, columns: int = COLUMNS, size: tuple[float, float] = PANEL_SIZE):
-  import matplotlib
-  matplotlib.use("Agg")
   from matplotlib.figure import Figure
 
   columns = max(1, min(columns, panels))
@@ -141,6 +105,34 @@ def _figure(panels: int, columns: int = COLUMNS, size: tuple[float, float] = PAN
   for ax in axes[panels:]:
     ax.set_visible(False)
   return fig, axes
+
+
+def draw(runs: dict[str, Series], out: str) -> list[str]:
+  """One figure, one panel per key some run logged, written to `out`; -> the keys drawn."""
+  panels = [(key, title) for key, title in PANELS if any(key in s for s in runs.values())]
+  if not panels:
+    raise PlotError("no run logged any of " + ", ".join(k for k, _ in PANELS))
+  fig, axes = _figure(len(panels))
+  from matplotlib.lines import Line2D  # after _figure has chosen the Agg backend
+
+  colors = {name: f"C{i % 10}" for i, name in enumerate(runs)}
+  for ax, (key, title) in zip(axes, panels):
+    for name, series in runs.items():
+      if key in series:
+        steps, values = series[key]
+        ax.plot(steps, values, color=colors[name], label=name, marker="." if len(steps) < 30 else None)
+    ax.set_title(title)
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+  handles = [Line2D([], [], color=colors[name]) for name in runs]
+  fig.legend(handles, list(runs), loc="outside upper center", ncols=min(len(runs), 4))
+  directory = os.path.dirname(os.path.abspath(out))
+  os.makedirs(directory, exist_ok=True)
+  try:
+    fig.savefig(out)
+  except (ValueError, OSError) as error:
+    raise PlotError(f"cannot write {out}: {error}") from None
+  return [key for key, _ in panels]
 
 
 def _cell(agg: dict, row: dict, name: str):
