@@ -41,7 +41,17 @@ import sys
 import time
 
 from sslax import lessons
-from sslax.results import Row, Table, aggregate, machine_lines, model_key, read_json, run_entries, write_table
+from sslax.results import (
+  Row,
+  Table,
+  aggregate,
+  invocation_lines,
+  machine_lines,
+  model_key,
+  read_json,
+  run_entries,
+  write_table,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -367,6 +377,7 @@ def reproduce(name: str, table: Table, *, rows: list[Row], seeds: list[int], out
   agg = aggregate(table, rows, seeds, outdir, status)
   text = write_table(name, table, agg, seeds, outdir, command=command,
                      machines=machine_lines(run.workdir for run in runs if run.workdir),
+                     invocations=invocation_lines(run.workdir for run in runs if run.workdir),
                      settings=last_wins(list(table.settings) + overrides))
   print(text, flush=True)
   if table.figure is not None:

@@ -358,20 +358,31 @@ def machine_line(info: dict) -> str:
   return ", ".join(f"{k} {info[k]}" for k in keys if info.get(k))
 
 
-def machine_lines(workdirs) -> list[str]:
-  """The machines the runs in WORKDIRS were made on, each once, in the runs' order: from
-  their reproduce.json files (a run without one adds nothing)."""
+def recorded_once(workdirs, describe) -> list[str]:
+  """describe(reproduce.json's record) of the runs in WORKDIRS, each distinct text once, in the
+  runs' order (a run without a record, or whose description is empty, adds nothing)."""
   lines = []
   for workdir in workdirs:
-    saved = read_json(os.path.join(workdir, "reproduce.json"))
-    line = machine_line((saved or {}).get("machine") or {})
+    line = describe(read_json(os.path.join(workdir, "reproduce.json")) or {})
     if line and line not in lines:
       lines.append(line)
   return lines
 
 
+def machine_lines(workdirs) -> list[str]:
+  """The machines the runs in WORKDIRS were made on, each once, in the runs' order."""
+  return recorded_once(workdirs, lambda record: machine_line(record.get("machine") or {}))
+
+
+def invocation_lines(workdirs) -> list[str]:
+  """The `python -m sslax.reproduce` commands that made the runs in WORKDIRS, each once: a
+  table rebuilt with --table_only, or grown seed by seed, says which commands ran its cells."""
+  return recorded_once(workdirs, lambda record: record.get("invocation", ""))
+
+
 def markdown(name: str, table: Table, agg: dict, seeds: list[int], *, command: str,
-             machines: list[str], settings: list[str], outdir: str = "OUTDIR") -> str:
+             machines: list[str], settings: list[str], outdir: str = "OUTDIR",
+             invocations: list[str] = ()) -> str:
   """table.md: what made it and where, the table, each column's protocol, the missing cells
   and why, and the published numbers of the rows' paper-scale configs."""
   n = len(seeds)
@@ -380,6 +391,8 @@ def markdown(name: str, table: Table, agg: dict, seeds: list[int], *, command: s
                        for i, (column, _, measured, _) in enumerate(agg["columns"], 1)]
   lines = [f"# {name}: {table.title}", "",
            f"Made by `{command}` on {datetime.date.today().isoformat()}.",
+           *([f"Its runs made by: {'; '.join(f'`{c}`' for c in invocations)}."]
+             if list(invocations) not in ([], [command]) else []),
            "Runs made on: " + ("; ".join(machines) if machines else "unknown (no reproduce.json)") + ".",
            f"Settings of every row: {', '.join(settings) or 'each config file as written'}; "
            f"pretraining steps in the eval.json files: {', '.join(map(str, agg['steps'])) or MISSING}.",
@@ -433,10 +446,10 @@ def csv_text(agg: dict) -> str:
 
 
 def write_table(name: str, table: Table, agg: dict, seeds: list[int], outdir: str, *, command: str,
-                machines: list[str], settings: list[str]) -> str:
+                machines: list[str], settings: list[str], invocations: list[str] = ()) -> str:
   """Writes OUTDIR/table.md and OUTDIR/table.csv; -> the Markdown."""
   text = markdown(name, table, agg, seeds, command=command, machines=machines, settings=settings,
-                  outdir=outdir)
+                  outdir=outdir, invocations=invocations)
   os.makedirs(outdir, exist_ok=True)
   with open(os.path.join(outdir, "table.md"), "w") as f:
     f.write(text)

@@ -226,6 +226,30 @@ def test_runs_then_resumes_without_rerunning(tmp_path, fake, capsys):
     assert sum(1 for _ in f) == 1 + 3 + 2  # header, 3 rows, random-init and raw
 
 
+def test_a_table_grown_seed_by_seed_names_the_commands_that_ran_its_cells(tmp_path, fake, capsys):
+  out = str(tmp_path / "pretext")
+  table = reproduce.TABLES["pretext"]
+  fake.fail.clear()
+  first, more = "python -m sslax.reproduce --table=pretext --seeds=0", \
+      "python -m sslax.reproduce --table=pretext --seeds=0,1 --methods rotation"
+  for seeds, rows, command in (([0], list(table.rows), first), ([0, 1], [table.rows[0]], more)):
+    assert reproduce.reproduce("pretext", table, rows=rows, seeds=seeds, outdir=out, overrides=["total_steps=7"],
+                               command=command, python="python") == 0
+  assert len(fake.calls) == len(table.rows) + 1
+  rebuild = "python -m sslax.reproduce --table=pretext --seeds=0,1 --table_only"
+  assert reproduce.reproduce("pretext", table, rows=list(table.rows), seeds=[0, 1], outdir=out,
+                             overrides=["total_steps=7"], command=rebuild, table_only=True) == 0
+  lines = (tmp_path / "pretext" / "table.md").read_text().splitlines()
+  assert lines[2].startswith(f"Made by `{rebuild}` on ")
+  assert lines[3] == f"Its runs made by: `{first}`; `{more}`."
+  assert cells_of("\n".join(lines), table.rows[1].label)[1] == "80.00 (n=1)"
+  # A table whose runs its own command made says so once.
+  capsys.readouterr()
+  assert reproduce.reproduce("pretext", table, rows=[table.rows[0]], seeds=[1], outdir=out,
+                             overrides=["total_steps=7"], command=more) == 0
+  assert not any(l.startswith("Its runs made by") for l in (tmp_path / "pretext" / "table.md").read_text().splitlines())
+
+
 def test_fine_tuning_every_encoder_and_its_random_init(tmp_path, fake):
   table = reproduce.TABLES["pretext"]
   go = lambda: reproduce.reproduce(  # noqa: E731
