@@ -145,6 +145,7 @@ F_VS_G = Table(
 
 NO_PREDICTOR = ("method.predictor=False",)
 NO_STOP_GRADIENT = ("method.stop_gradient=False",)
+NO_OUTPUT_BN = ("method.projector_output_bn=False",)
 MOMENTUM_0 = ("method.base_momentum=0.0", "method.momentum_schedule=constant")
 
 COLLAPSE_COLUMNS = _columns("linear probe", "kNN") + (
@@ -160,6 +161,12 @@ COLLAPSE = Table(
     (Row("simsiam", "configs/simsiam_fashion_mnist.py"),
      Row("simsiam_no_predictor", "configs/simsiam_fashion_mnist.py", NO_PREDICTOR),
      Row("simsiam_no_stop_gradient", "configs/simsiam_fashion_mnist.py", NO_STOP_GRADIENT),
+     # Without the projector's output BatchNorm, which alone keeps z spread over the batch.
+     Row("simsiam_no_output_bn", "configs/simsiam_fashion_mnist.py", NO_OUTPUT_BN),
+     Row("simsiam_no_output_bn_no_predictor", "configs/simsiam_fashion_mnist.py",
+         NO_OUTPUT_BN + NO_PREDICTOR),
+     Row("simsiam_no_output_bn_no_stop_gradient", "configs/simsiam_fashion_mnist.py",
+         NO_OUTPUT_BN + NO_STOP_GRADIENT),
      Row("byol", "configs/byol_fashion_mnist.py"),
      Row("byol_no_predictor", "configs/byol_fashion_mnist.py", NO_PREDICTOR),
      Row("byol_momentum_0", "configs/byol_fashion_mnist.py", MOMENTUM_0),

@@ -88,6 +88,23 @@ def test_no_predictor_builds_none_and_predicts_the_projection(name):
   np.testing.assert_array_equal(np.asarray(p), np.asarray(z))
 
 
+def test_simsiam_projector_output_bn_standardizes_z_over_the_batch():
+  """With the output BN (scale, no shift) each dimension of z has batch mean 0 and batch std
+  equal to its scale, 1 at init; a plain Dense output has neither."""
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(1, 16, 28, 28, 1)), jnp.float32)
+  stats = {}
+  for output_bn in (True, False):
+    config = method_config("simsiam", projector_output_bn=output_bn)
+    model = get_method("simsiam").build(config)
+    variables = step_lib.init_variables(model, config, 1)
+    (z, _), _ = jax.vmap(lambda v: model.apply(variables, v, train=True, mutable=["batch_stats"]),  # noqa: B023
+                         axis_name=parallel.DATA_AXIS)(x)
+    z = np.asarray(z[0], np.float64)
+    stats[output_bn] = (np.abs(z.mean(0)).max(), np.abs(z.std(0) - 1).max())
+  assert stats[True][0] < 1e-4 and stats[True][1] < 1e-2
+  assert stats[False][0] > 1e-2 and stats[False][1] > 1e-1
+
+
 def _value_and_grads(name, config):
   """The method's loss and parameter gradients on 8 random images, one "device"."""
   method = get_method(name)

@@ -17,9 +17,13 @@ Each view goes through the network on its own (views_forward="per_view", the sou
 so each view is normalized by its own BatchNorm statistics over the global batch (synced
 over devices); "concatenated" shares them between the views, as SimCLR does.
 
-Ablation switches (both True by default, the method as published): `predictor=False` builds
+Ablation switches (all True by default, the method as published): `predictor=False` builds
 no predictor, p = z (paper table 1, "no pred.", which collapses); `stop_gradient=False` lets
-the gradient flow through the targets z too (paper figure 2, "w/o stop-grad", which collapses).
+the gradient flow through the targets z too (paper figure 2, "w/o stop-grad", which collapses);
+`projector_output_bn=False` ends the projector in a plain Dense (paper table 3, "hidden-only"
+BN: 67.4% against 68.1%, no collapse). The output BN standardizes each dimension of z over the
+batch, so with it z cannot become one constant vector; the switch shows what the other parts
+do without that guard.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ def defaults() -> ml_collections.ConfigDict:
       views_forward="per_view",       # official builder.py: x1 and x2 through the network apart
       predictor=True,                 # False: no predictor, p = z (paper table 1, "no pred.")
       stop_gradient=True,             # False: gradient through the targets (paper figure 2)
+      projector_output_bn=True,       # False: no BN on z (paper table 3, "hidden-only")
   ))
 
 
@@ -56,7 +61,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def build(config: ml_collections.ConfigDict) -> nn.Module:
-  return encoder_projector_predictor(config, projector_last_bn=True,
+  return encoder_projector_predictor(config, projector_last_bn=config.method.get("projector_output_bn", True),
                                      predictor=config.method.get("predictor", True))
 
 
