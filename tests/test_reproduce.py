@@ -226,7 +226,7 @@ def test_runs_then_resumes_without_rerunning(tmp_path, fake, capsys):
     assert sum(1 for _ in f) == 1 + 3 + 2  # header, 3 rows, random-init and raw
 
 
-def test_a_table_grown_seed_by_seed_names_the_commands_that_ran_its_cells(tmp_path, fake, capsys):
+def test_a_table_grown_seed_by_seed_names_the_commands_that_ran_its_cells(tmp_path, fake):
   out = str(tmp_path / "pretext")
   table = reproduce.TABLES["pretext"]
   fake.fail.clear()
@@ -244,7 +244,6 @@ def test_a_table_grown_seed_by_seed_names_the_commands_that_ran_its_cells(tmp_pa
   assert lines[3] == f"Its runs made by: `{first}`; `{more}`."
   assert cells_of("\n".join(lines), table.rows[1].label)[1] == "80.00 (n=1)"
   # A table whose runs its own command made says so once.
-  capsys.readouterr()
   assert reproduce.reproduce("pretext", table, rows=[table.rows[0]], seeds=[1], outdir=out,
                              overrides=["total_steps=7"], command=more) == 0
   assert not any(l.startswith("Its runs made by") for l in (tmp_path / "pretext" / "table.md").read_text().splitlines())
